@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# Local Sahara stack for `make run` and the integration tests:
+# MariaDB, RabbitMQ, memcached, Keystone (uWSGI, :5000), Sahara's DB schema.
+#
+#   scripts/stack.sh up     install what is missing, start what is not running
+#   scripts/stack.sh down   stop what `up` started (and nothing else)
+#
+# Services found running are reused and never stopped. State lives in .stack/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=deploy/defaults.env
+source "$ROOT/deploy/defaults.env"
+STATE=$ROOT/.stack
+VENV=$ROOT/.venv
+STARTED=$STATE/started          # one line per service this script started
+KEYSTONE_PORT=5000
+SAHARA_CONF=$ROOT/etc/sahara/sahara.conf
+DEV_PASSWORD=dev-secret         # local dev stack only; matches etc/sahara/sahara.conf
+APT_PACKAGES=(mariadb-server rabbitmq-server memcached python3-venv python3-dev gcc make wrk)
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+say() { printf '[stack] %s\n' "$*"; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {  # wait_port PORT NAME SECONDS
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        port_open "$1" && return 0
+        sleep 0.1
+    done
+    die "$2 did not open port $1 within $3 s (log: $STATE/logs/$2.log)"
+}
+
+mark_started() { echo "$1" >>"$STARTED"; }
+
+install_packages() {
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing Debian packages: ${missing[*]}"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_venv() {
+    local stamp=$VENV/.installed
+    # Reinstall only when the pins changed.
+    if [ -f "$stamp" ] && cmp -s "$stamp" <(cat "$ROOT"/requirements/*.txt); then
+        return 0
+    fi
+    say "installing Python packages into .venv (first time: ~2 min, uWSGI compiles)"
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q -U 'pip==23.2.1' 'setuptools<70' 'wheel==0.40.0'
+    "$VENV/bin/pip" install -q -c "$ROOT/requirements/constraints.txt" -r "$ROOT/requirements/dev.txt"
+    cat "$ROOT"/requirements/*.txt >"$stamp"
+}
+
+start_mariadb() {
+    if $SUDO mariadb-admin ping >/dev/null 2>&1; then
+        say "MariaDB: already running, reusing it"
+        return 0
+    fi
+    say "MariaDB: starting"
+    $SUDO install -d -o mysql -g mysql /run/mysqld
+    # setsid: Ctrl-C on `make run` reaches supervisord, not the databases;
+    # `down` stops them in order.
+    $SUDO setsid mariadbd --user=mysql --bind-address=127.0.0.1 \
+        >"$STATE/logs/mariadb.log" 2>&1 </dev/null &
+    mark_started mariadb
+    local i
+    for ((i = 0; i < 300; i++)); do
+        $SUDO mariadb-admin ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    die "MariaDB did not start within 30 s (log: $STATE/logs/mariadb.log)"
+}
+
+start_rabbitmq() {
+    if port_open 5672; then
+        say "RabbitMQ: already running, reusing it"
+    else
+        say "RabbitMQ: starting"
+        $SUDO setsid rabbitmq-server >"$STATE/logs/rabbitmq.log" 2>&1 </dev/null &
+        mark_started rabbitmq
+        wait_port 5672 rabbitmq 60
+        $SUDO rabbitmqctl -q await_startup >/dev/null || die "RabbitMQ did not start (log: /var/log/rabbitmq/)"
+    fi
+    if ! $SUDO rabbitmqctl -q list_users | grep -q '^sahara\b'; then
+        $SUDO rabbitmqctl -q add_user sahara "$DEV_PASSWORD" >/dev/null
+        $SUDO rabbitmqctl -q set_permissions sahara '.*' '.*' '.*' >/dev/null
+    fi
+}
+
+start_memcached() {
+    if port_open 11211; then
+        say "memcached: already running, reusing it"
+        return 0
+    fi
+    say "memcached: starting"
+    local user=()
+    [ "$(id -u)" -eq 0 ] && user=(-u memcache)
+    memcached -d "${user[@]}" -l 127.0.0.1 -p 11211 -P "$STATE/memcached.pid"
+    mark_started memcached
+    wait_port 11211 memcached 10
+}
+
+create_databases() {
+    local db
+    for db in sahara keystone; do
+        $SUDO mariadb -e "CREATE DATABASE IF NOT EXISTS $db CHARACTER SET utf8mb4;
+            CREATE USER IF NOT EXISTS '$db'@'127.0.0.1' IDENTIFIED BY '$DEV_PASSWORD';
+            CREATE USER IF NOT EXISTS '$db'@'localhost' IDENTIFIED BY '$DEV_PASSWORD';
+            GRANT ALL ON $db.* TO '$db'@'127.0.0.1';
+            GRANT ALL ON $db.* TO '$db'@'localhost';"
+    done
+}
+
+write_keystone_conf() {
+    mkdir -p "$STATE/keystone"
+    cat >"$STATE/keystone/keystone.conf" <<EOF
+[DEFAULT]
+use_stderr = true
+[database]
+connection = mysql+pymysql://keystone:$DEV_PASSWORD@127.0.0.1/keystone
+[fernet_tokens]
+key_repository = $STATE/keystone/fernet-keys
+[credential]
+key_repository = $STATE/keystone/credential-keys
+EOF
+}
+
+start_keystone() {
+    local manage=("$VENV/bin/keystone-manage" --config-file "$STATE/keystone/keystone.conf")
+    if [ ! -f "$STATE/keystone/.bootstrapped" ]; then
+        say "Keystone: db_sync, fernet/credential keys, bootstrap"
+        "${manage[@]}" db_sync 2>>"$STATE/logs/keystone-manage.log"
+        "${manage[@]}" fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" 2>>"$STATE/logs/keystone-manage.log"
+        "${manage[@]}" credential_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" 2>>"$STATE/logs/keystone-manage.log"
+        "${manage[@]}" bootstrap --bootstrap-password "$DEV_PASSWORD" \
+            --bootstrap-public-url "http://127.0.0.1:$KEYSTONE_PORT/v3" \
+            --bootstrap-region-id RegionOne 2>>"$STATE/logs/keystone-manage.log"
+        touch "$STATE/keystone/.bootstrapped"
+    fi
+    if port_open "$KEYSTONE_PORT"; then
+        say "Keystone: already running on :$KEYSTONE_PORT, reusing it"
+        return 0
+    fi
+    say "Keystone: starting under uWSGI on 127.0.0.1:$KEYSTONE_PORT"
+    # Connection: close because keystoneauth reuses connections that
+    # --http-socket would otherwise close under it.
+    OS_KEYSTONE_CONFIG_DIR=$STATE/keystone OS_KEYSTONE_CONFIG_FILES=keystone.conf \
+        "$VENV/bin/uwsgi" --master --processes 2 --http-socket "127.0.0.1:$KEYSTONE_PORT" \
+        --wsgi-file "$VENV/bin/keystone-wsgi-public" --add-header "Connection: close" \
+        --die-on-term --need-app --pidfile "$STATE/keystone.pid" \
+        --daemonize "$STATE/logs/keystone.log"
+    mark_started keystone
+    wait_port "$KEYSTONE_PORT" keystone 30
+}
+
+write_openrc() {
+    cat >"$ROOT/openrc" <<EOF
+# Admin credentials of the local dev stack (written by scripts/stack.sh).
+export OS_AUTH_URL=http://127.0.0.1:$KEYSTONE_PORT/v3
+export OS_USERNAME=admin
+export OS_PASSWORD=$DEV_PASSWORD
+export OS_PROJECT_NAME=admin
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+export OS_IDENTITY_API_VERSION=3
+export OS_INTERFACE=public
+EOF
+}
+
+register_sahara() {
+    [ -f "$STATE/keystone/.sahara-registered" ] && return 0
+    say "Keystone: creating the sahara service user, service and endpoint"
+    # shellcheck source=/dev/null
+    source "$ROOT/openrc"
+    local os=("$VENV/bin/openstack")
+    "${os[@]}" project show service >/dev/null 2>&1 || "${os[@]}" project create service >/dev/null
+    "${os[@]}" user show sahara >/dev/null 2>&1 || "${os[@]}" user create --password "$DEV_PASSWORD" sahara >/dev/null
+    "${os[@]}" role add --project service --user sahara admin
+    "${os[@]}" service show data-processing >/dev/null 2>&1 ||
+        "${os[@]}" service create --name sahara data-processing >/dev/null
+    "${os[@]}" endpoint list --service data-processing -f value | grep -q . ||
+        "${os[@]}" endpoint create --region RegionOne data-processing public \
+            "http://$SAHARA_API_HOST:$SAHARA_API_PORT/v2" >/dev/null
+    touch "$STATE/keystone/.sahara-registered"
+}
+
+migrate_sahara() {
+    say "Sahara: sahara-db-manage upgrade head"
+    "$VENV/bin/sahara-db-manage" --config-file "$SAHARA_CONF" upgrade head >>"$STATE/logs/sahara-db-manage.log" 2>&1 ||
+        die "sahara-db-manage failed (log: $STATE/logs/sahara-db-manage.log)"
+}
+
+up() {
+    local t0=$SECONDS
+    mkdir -p "$STATE/logs"
+    install_packages
+    install_venv
+    start_mariadb
+    start_rabbitmq
+    start_memcached
+    create_databases
+    write_keystone_conf
+    start_keystone
+    write_openrc
+    register_sahara
+    migrate_sahara
+    say "stack ready in $((SECONDS - t0)) s (admin credentials: source openrc)"
+}
+
+down() {
+    [ -f "$STARTED" ] || return 0
+    local svc
+    # Reverse order: Keystone before the database it uses.
+    for svc in $(tac "$STARTED"); do
+        say "stopping $svc"
+        case $svc in
+            keystone) "$VENV/bin/uwsgi" --stop "$STATE/keystone.pid" 2>/dev/null || true ;;
+            memcached) kill "$(cat "$STATE/memcached.pid")" 2>/dev/null || true ;;
+            rabbitmq) $SUDO rabbitmqctl -q stop >/dev/null 2>&1 || true ;;
+            mariadb) $SUDO mariadb-admin shutdown 2>/dev/null || true ;;
+        esac
+    done
+    rm -f "$STARTED"
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    *) die "usage: $0 up|down" ;;
+esac
