@@ -1,8 +1,8 @@
 """Run the Sahara API under uWSGI: the WSGI `application` and its launcher.
 
-``python sahara_wsgi_entry.py`` (the launcher) reads the knobs, checks that
-the config, database, broker and port are usable, then execs uWSGI with
-deploy/uwsgi.ini. uWSGI imports this module once in its master, which builds
+``python sahara_wsgi_entry.py [api|engine|db-sync]`` (the launcher) reads
+the knobs, checks that the config, database, broker and port are usable,
+then execs uWSGI with deploy/uwsgi.ini (or sahara-engine, sahara-db-manage). uWSGI imports this module once in its master, which builds
 the app through Sahara's own setup code and forks the workers from it; each
 worker then opens its own DB and RPC connections (see _after_fork).
 
@@ -133,21 +133,38 @@ def check_broker(url: str | None) -> None:
             raise StartupError(f"cannot reach the message broker at {where} ({e}): start RabbitMQ or fix [DEFAULT] transport_url", EX_UNAVAILABLE) from None
 
 
-def main() -> None:
+def command(mode: str, knobs: dict[str, str], files: list[str]) -> list[str]:
+    """What the launcher execs for each mode."""
+    bindir = Path(sys.executable).parent
+    config_args = [a for f in files for a in ("--config-file", f)]
+    if mode == "api":
+        return [str(bindir / "uwsgi"), "--ini", str(UWSGI_INI)]
+    if mode == "engine":
+        return [str(bindir / "sahara-engine"), *config_args]
+    if mode == "db-sync":
+        return [str(bindir / "sahara-db-manage"), *config_args, "upgrade", "head"]
+    raise StartupError(f"unknown mode {mode!r}: use one of api, engine, db-sync")
+
+
+def main(argv: list[str]) -> None:
+    """sahara_wsgi_entry.py [api|engine|db-sync]: check, then exec the service."""
+    mode = argv[0] if argv else "api"
     try:
         knobs = settings()
         files = config_files(knobs)
         conf = load_conf(files)
-        knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf))
-        check_port(knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"])
+        cmd = command(mode, knobs, files)
+        if mode == "api":
+            knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf))
+            check_port(knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"])
         check_database(conf.database.connection)
-        check_broker(conf.transport_url)
+        if mode != "db-sync":
+            check_broker(conf.transport_url)
     except StartupError as e:
         print(f"sahara-api: ERROR: {e}", file=sys.stderr)
         sys.exit(e.code)
-    env = {**os.environ, **knobs, "VIRTUAL_ENV": sys.prefix}
-    uwsgi = str(Path(sys.executable).parent / "uwsgi")
-    os.execve(uwsgi, [uwsgi, "--ini", str(UWSGI_INI), *sys.argv[1:]], env)
+    sys.stdout.flush()
+    os.execve(cmd[0], cmd, {**os.environ, **knobs, "VIRTUAL_ENV": sys.prefix})
 
 
 def build_application():
@@ -200,4 +217,4 @@ if uwsgi is not None:
     uwsgi.post_fork_hook = _after_fork
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -4,6 +4,8 @@
 #
 #   scripts/stack.sh up     install what is missing, start what is not running
 #   scripts/stack.sh down   stop what `up` started (and nothing else)
+#   scripts/stack.sh install  only the Debian packages and .venv
+#   scripts/stack.sh lock   regenerate requirements/constraints.txt
 #
 # Services found running are reused and never stopped. State lives in .stack/.
 set -euo pipefail
@@ -13,7 +15,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/deploy/defaults.env"
 STATE=$ROOT/.stack
 VENV=$ROOT/.venv
-STARTED=$STATE/started          # one line per service this script started
+# One line per service `up` started; the tests keep their own list.
+STARTED=${STACK_STARTED:-$STATE/started}
 KEYSTONE_PORT=5000
 SAHARA_CONF=$ROOT/etc/sahara/sahara.conf
 DEV_PASSWORD=dev-secret         # local dev stack only; matches etc/sahara/sahara.conf
@@ -36,7 +39,15 @@ wait_port() {  # wait_port PORT NAME SECONDS
     die "$2 did not open port $1 within $3 s (log: $STATE/logs/$2.log)"
 }
 
-mark_started() { echo "$1" >>"$STARTED"; }
+mark_started() { grep -qx "$1" "$STARTED" 2>/dev/null || echo "$1" >>"$STARTED"; }
+
+wait_closed() {  # wait_closed PORT: until nothing listens there (max 30 s)
+    local i
+    for ((i = 0; i < 300; i++)); do
+        port_open "$1" || return 0
+        sleep 0.1
+    done
+}
 
 install_packages() {
     local missing=() p
@@ -94,8 +105,13 @@ start_rabbitmq() {
     fi
     if ! $SUDO rabbitmqctl -q list_users | grep -q '^sahara\b'; then
         $SUDO rabbitmqctl -q add_user sahara "$DEV_PASSWORD" >/dev/null
-        $SUDO rabbitmqctl -q set_permissions sahara '.*' '.*' '.*' >/dev/null
     fi
+    # The tests use their own vhost: a `make run` engine never answers their RPCs.
+    local vhost
+    for vhost in / sahara-test; do
+        $SUDO rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || true
+        $SUDO rabbitmqctl -q set_permissions -p "$vhost" sahara '.*' '.*' '.*' >/dev/null
+    done
 }
 
 start_memcached() {
@@ -106,7 +122,8 @@ start_memcached() {
     say "memcached: starting"
     local user=()
     [ "$(id -u)" -eq 0 ] && user=(-u memcache)
-    memcached -d "${user[@]}" -l 127.0.0.1 -p 11211 -P "$STATE/memcached.pid"
+    setsid memcached "${user[@]}" -l 127.0.0.1 -p 11211 >"$STATE/logs/memcached.log" 2>&1 </dev/null &
+    echo $! >"$STATE/memcached.pid"
     mark_started memcached
     wait_port 11211 memcached 10
 }
@@ -140,12 +157,14 @@ start_keystone() {
     local manage=("$VENV/bin/keystone-manage" --config-file "$STATE/keystone/keystone.conf")
     if [ ! -f "$STATE/keystone/.bootstrapped" ]; then
         say "Keystone: db_sync, fernet/credential keys, bootstrap"
-        "${manage[@]}" db_sync 2>>"$STATE/logs/keystone-manage.log"
-        "${manage[@]}" fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" 2>>"$STATE/logs/keystone-manage.log"
-        "${manage[@]}" credential_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" 2>>"$STATE/logs/keystone-manage.log"
-        "${manage[@]}" bootstrap --bootstrap-password "$DEV_PASSWORD" \
-            --bootstrap-public-url "http://127.0.0.1:$KEYSTONE_PORT/v3" \
-            --bootstrap-region-id RegionOne 2>>"$STATE/logs/keystone-manage.log"
+        {
+            "${manage[@]}" db_sync
+            "${manage[@]}" fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)"
+            "${manage[@]}" credential_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)"
+            "${manage[@]}" bootstrap --bootstrap-password "$DEV_PASSWORD" \
+                --bootstrap-public-url "http://127.0.0.1:$KEYSTONE_PORT/v3" \
+                --bootstrap-region-id RegionOne
+        } 2>>"$STATE/logs/keystone-manage.log" || die "keystone-manage failed (log: $STATE/logs/keystone-manage.log)"
         touch "$STATE/keystone/.bootstrapped"
     fi
     if port_open "$KEYSTONE_PORT"; then
@@ -225,8 +244,12 @@ down() {
     for svc in $(tac "$STARTED"); do
         say "stopping $svc"
         case $svc in
-            keystone) "$VENV/bin/uwsgi" --stop "$STATE/keystone.pid" 2>/dev/null || true ;;
-            memcached) kill "$(cat "$STATE/memcached.pid")" 2>/dev/null || true ;;
+            keystone)
+                "$VENV/bin/uwsgi" --stop "$STATE/keystone.pid" 2>/dev/null || true
+                wait_closed "$KEYSTONE_PORT" ;;
+            memcached)
+                kill "$(cat "$STATE/memcached.pid")" 2>/dev/null || true
+                wait_closed 11211 ;;
             rabbitmq) $SUDO rabbitmqctl -q stop >/dev/null 2>&1 || true ;;
             mariadb) $SUDO mariadb-admin shutdown 2>/dev/null || true ;;
         esac
@@ -234,8 +257,24 @@ down() {
     rm -f "$STARTED"
 }
 
+lock() {
+    local tmp
+    tmp=$(mktemp -d)
+    python3 -m venv "$tmp/venv"
+    "$tmp/venv/bin/pip" install -q -U 'pip==23.2.1' 'setuptools<70' 'wheel==0.40.0'
+    "$tmp/venv/bin/pip" install -q -c "$ROOT/requirements/upper-constraints-2023.2.txt" -r "$ROOT/requirements/dev.txt"
+    {
+        echo "# Full pin set, generated by 'make lock' from requirements/dev.txt with the"
+        echo "# OpenStack 2023.2 upper-constraints (requirements/upper-constraints-2023.2.txt)."
+        "$tmp/venv/bin/pip" freeze
+    } >"$ROOT/requirements/constraints.txt"
+    rm -rf "$tmp"
+}
+
 case "${1:-}" in
     up) up ;;
     down) down ;;
-    *) die "usage: $0 up|down" ;;
+    install) install_packages && install_venv ;;
+    lock) lock ;;
+    *) die "usage: $0 up|down|install|lock" ;;
 esac

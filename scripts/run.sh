@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make run`: bring the local stack up, then run sahara-api + sahara-engine
+# under supervisord in the foreground. Ctrl-C (or SIGTERM) stops supervisord
+# and then whatever scripts/stack.sh started; services found running stay.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$ROOT/scripts/stack.sh" up
+trap '"$ROOT/scripts/stack.sh" down' EXIT
+
+mkdir -p "$SAHARA_RUN_DIR"
+printf '[run] Sahara API on http://%s:%s (workers: see the log; Ctrl-C stops)\n' "$SAHARA_API_HOST" "$SAHARA_API_PORT"
+"$ROOT/.venv/bin/supervisord" -c "$ROOT/deploy/supervisord.conf" &
+supervisord=$!
+# Forward TERM (Ctrl-C already reaches supervisord through the terminal).
+trap 'kill -TERM "$supervisord" 2>/dev/null || true' TERM INT
+# The first wait returns early when a trap fires; the second waits for the stop.
+wait "$supervisord" || wait "$supervisord" || true
