@@ -1,0 +1,225 @@
+"""Fixtures that own real processes: the local stack (once per session), API
+servers, engines. Every process runs in its own process group and is killed
+with its group at teardown, whatever the test did."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable  # the .venv's python: the launcher execs its siblings
+ENTRY = ROOT / "sahara_wsgi_entry.py"
+STACK = ROOT / "scripts" / "stack.sh"
+# The tests stop only what they started, not what a `make run` started.
+STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
+REQUEST_LOG = re.compile(r"\[pid: (\d+)\|app: \d+\|req: \d+/\d+\] .*? (GET|POST|PUT|PATCH|DELETE) (\S+) ")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proc:
+    """A process group started by a test; `stop` always leaves nothing behind."""
+
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def send(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        """Signal the leader, then SIGKILL the whole group if it lingers."""
+        rc = self.popen.poll()
+        if rc is None:
+            try:
+                self.send(sig)
+                rc = self.popen.wait(timeout=timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                rc = None
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if rc is None:
+            rc = self.popen.wait(timeout=10)
+        return rc
+
+
+@dataclass
+class Api(Proc):
+    port: int = 0
+    environ: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_pids(self) -> set[int]:
+        return {p.pid for p in psutil.Process(self.pid).children()}
+
+    def served_by(self) -> list[tuple[int, str, str]]:
+        """(worker pid, method, path) of every request in uWSGI's request log."""
+        return [(int(m[1]), m[2], m[3]) for m in REQUEST_LOG.finditer(self.log_text())]
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/healthcheck", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_text()[-3000:]}")
+
+
+def start(name: str, argv: list[str], log: Path, env: dict[str, str], cls: type[Proc] = Proc, **extra) -> Proc:
+    out = log.open("wb")
+    popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT)
+    out.close()
+    return cls(name=name, popen=popen, log=log, **extra)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[None]:
+    """The local stack, brought up by the same script as `make run`."""
+    subprocess.run([str(STACK), "up"], env=STACK_ENV, check=True, timeout=1200)
+    yield
+    subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def sahara_conf(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dev config, on the tests' own RabbitMQ vhost."""
+    text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
+    path = tmp_path_factory.mktemp("etc") / "sahara.conf"
+    path.write_text(text.replace("@127.0.0.1:5672/", "@127.0.0.1:5672/sahara-test"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def openrc(stack: None) -> dict[str, str]:
+    text = (ROOT / "openrc").read_text()
+    return dict(re.findall(r"^export (\w+)=(.*)$", text, re.M))
+
+
+@pytest.fixture(scope="session")
+def keystone(openrc: dict[str, str]) -> ks_session.Session:
+    auth = v3.Password(
+        auth_url=openrc["OS_AUTH_URL"],
+        username=openrc["OS_USERNAME"],
+        password=openrc["OS_PASSWORD"],
+        project_name=openrc["OS_PROJECT_NAME"],
+        user_domain_name=openrc["OS_USER_DOMAIN_NAME"],
+        project_domain_name=openrc["OS_PROJECT_DOMAIN_NAME"],
+    )
+    return ks_session.Session(auth=auth)
+
+
+@pytest.fixture(scope="session")
+def token(keystone: ks_session.Session) -> str:
+    return keystone.get_token()
+
+
+@pytest.fixture(scope="session")
+def project_id(keystone: ks_session.Session) -> str:
+    return keystone.get_project_id()
+
+
+@pytest.fixture
+def base_env(sahara_conf: Path, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
+    return {
+        **env,
+        "SAHARA_CONFIG_FILES": str(sahara_conf),
+        "SAHARA_API_DRAIN_FILE": str(tmp_path / "drain"),
+        "SAHARA_RUN_DIR": str(tmp_path),
+        "VIRTUAL_ENV": str(Path(PYTHON).parent.parent),
+    }
+
+
+@pytest.fixture
+def launch(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """launch(mode, **env) starts `sahara_wsgi_entry.py mode`; API servers wait until ready."""
+    started: list[Proc] = []
+
+    def _launch(mode: str = "api", wait: bool = True, **env: str | int) -> Proc:
+        port = free_port()
+        full_env = {**base_env, "SAHARA_API_PORT": str(port), **{k: str(v) for k, v in env.items()}}
+        name = f"{mode}-{len(started)}"
+        proc = start(name, [PYTHON, str(ENTRY), mode], tmp_path / f"{name}.log", full_env,
+                     cls=Api if mode == "api" else Proc, **({"port": port, "environ": full_env} if mode == "api" else {}))
+        started.append(proc)
+        if wait and isinstance(proc, Api):
+            proc.wait_ready()
+        return proc
+
+    yield _launch
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture
+def slow_engine(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[[float], Proc]]:
+    """slow_engine(delay) answers the API's sync RPC after `delay` seconds."""
+    started: list[Proc] = []
+
+    def _start(delay: float) -> Proc:
+        argv = [PYTHON, str(HERE / "slow_engine.py"), "--config-file", str(sahara_conf), "--delay", str(delay)]
+        proc = start("slow-engine", argv, tmp_path / "slow-engine.log", dict(os.environ))
+        started.append(proc)
+        deadline = time.monotonic() + 30
+        while "slow engine ready" not in proc.log_text():
+            if proc.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"slow engine did not start:\n{proc.log_text()}")
+            time.sleep(0.1)
+        return proc
+
+    yield _start
+    for proc in started:
+        proc.stop(timeout=10)
+
+
+@pytest.fixture
+def make_cluster(sahara_conf: Path, project_id: str) -> Callable[[], str]:
+    """A cluster row (Active, fake plugin) created through Sahara's conductor."""
+
+    def _make() -> str:
+        argv = [PYTHON, str(HERE / "make_cluster.py"), "--config-file", str(sahara_conf), "--project-id", project_id]
+        out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60)
+        return out.stdout.strip().splitlines()[-1]
+
+    return _make

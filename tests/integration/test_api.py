@@ -1,0 +1,80 @@
+"""The API served by uWSGI workers: auth, health, several workers, no shared DB connections."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import requests
+
+from conftest import Api
+
+MARIADB_PORT = 3306
+
+
+def get(api: Api, path: str, token: str | None = None) -> requests.Response:
+    headers = {"X-Auth-Token": token} if token else {}
+    return requests.get(f"{api.url}{path}", headers=headers, timeout=30)
+
+
+def hit_every_worker(api: Api, path: str, token: str, workers: int) -> set[int]:
+    """Send concurrent requests until the request log shows `workers` distinct pids."""
+    with ThreadPoolExecutor(16) as pool:
+        for _ in range(20):
+            assert all(r.status_code == 200 for r in pool.map(lambda _: get(api, path, token), range(32)))
+            pids = {pid for pid, _, p in api.served_by() if p == path}
+            if len(pids) >= workers:
+                return pids
+    return pids
+
+
+def test_healthcheck_answers_without_a_token(launch) -> None:
+    api = launch(SAHARA_API_WORKERS=1)
+    r = get(api, "/healthcheck")
+    assert (r.status_code, r.text) == (200, "OK")
+
+
+def test_api_needs_a_token(launch, token: str) -> None:
+    api = launch(SAHARA_API_WORKERS=1)
+    assert get(api, "/v2/plugins").status_code == 401
+    r = get(api, "/v2/plugins", token)
+    assert r.status_code == 200
+    assert [p["name"] for p in r.json()["plugins"]] == ["fake"]
+
+
+def test_drain_file_fails_healthcheck_but_keeps_serving(launch, token: str) -> None:
+    api = launch(SAHARA_API_WORKERS=2)
+    drain = Path(api.environ["SAHARA_API_DRAIN_FILE"])
+    drain.touch()
+    assert get(api, "/healthcheck").status_code == 503
+    assert get(api, "/v2/plugins", token).status_code == 200
+    drain.unlink()
+    assert get(api, "/healthcheck").status_code == 200
+
+
+def test_four_workers_all_serve(launch, token: str) -> None:
+    api = launch(SAHARA_API_WORKERS=4)
+    workers = api.worker_pids()
+    assert len(workers) == 4
+    served = hit_every_worker(api, "/v2/plugins", token, 4)
+    print(f"requests answered by worker pids {sorted(served)}")
+    assert served == workers
+
+
+def test_workers_never_share_a_db_connection(launch, token: str) -> None:
+    api = launch(SAHARA_API_WORKERS=4)
+    hit_every_worker(api, "/v2/clusters", token, 4)
+
+    def db_sockets(pid: int) -> set[tuple]:
+        conns = psutil.Process(pid).connections(kind="tcp")
+        return {(c.laddr, c.raddr) for c in conns if c.raddr and c.raddr.port == MARIADB_PORT}
+
+    per_worker = {pid: db_sockets(pid) for pid in api.worker_pids()}
+    print({pid: len(s) for pid, s in per_worker.items()})
+    assert db_sockets(api.pid) == set(), "the master must not hold DB connections its workers inherit"
+    assert all(per_worker.values()), "every worker that served /v2/clusters has its own connection"
+    seen: set[tuple] = set()
+    for sockets in per_worker.values():
+        assert not sockets & seen, "a DB socket is shared by two workers"
+        seen |= sockets
