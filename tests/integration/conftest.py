@@ -24,7 +24,7 @@ from keystoneauth1.identity import v3
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable  # the .venv's python: the launcher execs its siblings
-ENTRY = ROOT / "sahara_wsgi_entry.py"
+LAUNCHER = ROOT / "sahara_api_launcher.py"
 STACK = ROOT / "scripts" / "stack.sh"
 # The tests stop only what they started, not what a `make run` started.
 STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
@@ -57,6 +57,17 @@ class Proc:
 
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
+
+    def leftovers(self) -> list[psutil.Process]:
+        """Processes still alive in this process's session (it is their leader)."""
+        alive = []
+        for p in psutil.process_iter():
+            try:
+                if os.getsid(p.pid) == self.pid:
+                    alive.append(p)
+            except OSError:
+                pass
+        return alive
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         """Signal the leader, then SIGKILL the whole group if it lingers."""
@@ -173,15 +184,21 @@ def base_env(sahara_conf: Path, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def launch(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Proc]]:
-    """launch(mode, **env) starts `sahara_wsgi_entry.py mode`; API servers wait until ready."""
+    """launch(mode, **env) starts `sahara_api_launcher.py mode`; API servers wait until ready."""
     started: list[Proc] = []
 
     def _launch(mode: str = "api", wait: bool = True, **env: str | int) -> Proc:
         port = free_port()
         full_env = {**base_env, "SAHARA_API_PORT": str(port), **{k: str(v) for k, v in env.items()}}
         name = f"{mode}-{len(started)}"
-        proc = start(name, [PYTHON, str(ENTRY), mode], tmp_path / f"{name}.log", full_env,
-                     cls=Api if mode == "api" else Proc, **({"port": port, "environ": full_env} if mode == "api" else {}))
+        proc = start(
+            name,
+            [PYTHON, str(LAUNCHER), mode],
+            tmp_path / f"{name}.log",
+            full_env,
+            cls=Api if mode == "api" else Proc,
+            **({"port": port, "environ": full_env} if mode == "api" else {}),
+        )
         started.append(proc)
         if wait and isinstance(proc, Api):
             proc.wait_ready()

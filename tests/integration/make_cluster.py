@@ -13,7 +13,6 @@ import argparse
 import uuid
 
 from oslo_config import cfg
-
 from sahara import conductor, context
 
 

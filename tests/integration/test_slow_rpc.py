@@ -67,7 +67,9 @@ def run_scenario(url: str, token: str, cluster_id: str) -> tuple[float, list[flo
         pytest.param(4, 8, True, True, id="4-workers-8-threads"),
     ],
 )
-def test_slow_engine_rpc(launch, slow_engine, make_cluster, token, workers, threads, slow_concurrent, fast_unblocked) -> None:
+def test_slow_engine_rpc(
+    launch, slow_engine, make_cluster, token, workers, threads, slow_concurrent, fast_unblocked
+) -> None:
     slow_engine(DELAY)
     api = launch(SAHARA_API_WORKERS=workers, SAHARA_API_THREADS=threads)
     total, slow, fast = run_scenario(api.url, token, make_cluster())

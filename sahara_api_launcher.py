@@ -1,0 +1,165 @@
+"""Start a Sahara service after checking that it can work.
+
+    python sahara_api_launcher.py [api|engine|db-sync]
+
+Reads the knobs (deploy/defaults.env, then the environment), checks the
+config files, worker count, port, database and message broker, and on any
+problem prints one line saying what is wrong and how to fix it, then exits
+with 78 (bad configuration) or 69 (a service is unavailable). Otherwise it
+execs uWSGI with deploy/uwsgi.ini (api), sahara-engine or sahara-db-manage,
+so the service replaces it under supervisord, tini or Kubernetes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sahara_wsgi_entry import EX_UNAVAILABLE, HERE, StartupError, config_files, settings
+
+if TYPE_CHECKING:
+    from oslo_config.cfg import ConfigOpts
+
+UWSGI_INI = HERE / "deploy" / "uwsgi.ini"
+
+
+def load_conf(files: list[str]) -> ConfigOpts:
+    """The few options the launcher needs, parsed from Sahara's own files."""
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    conf.register_opts([cfg.IntOpt("api_workers"), cfg.StrOpt("transport_url")])
+    conf.register_opt(cfg.StrOpt("connection"), group="database")
+    conf(args=[], project="sahara", default_config_files=files)
+    return conf
+
+
+def default_workers() -> int:
+    """One process per CPU (the API is CPU-bound; threads cover the waiting), 2..8."""
+    return max(2, min(len(os.sched_getaffinity(0)), 8))
+
+
+def whole_number(where: str, raw: str, low: int = 1, high: int = 65535) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StartupError(f"{where}={raw!r} is not an integer: set a whole number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise StartupError(f"{where}={value} is out of range: set a whole number from {low} to {high}")
+    return value
+
+
+def resolve_workers(knobs: dict[str, str], conf: ConfigOpts, files: list[str]) -> int:
+    """SAHARA_API_WORKERS, else [DEFAULT] api_workers, else default_workers()."""
+    raw = knobs.get("SAHARA_API_WORKERS")
+    where = "SAHARA_API_WORKERS"
+    if raw is None:
+        where = "[DEFAULT] api_workers"
+        try:
+            value = conf.api_workers
+        except ValueError:  # oslo's ConfigFileValueError
+            raise StartupError(f"{where} in {':'.join(files)} is not an integer: set a whole number >= 1") from None
+        if value is None:
+            return default_workers()
+        raw = str(value)
+    if raw.strip() == "0":
+        raise StartupError(f"{where}=0 means one process with green threads: run `make debug` for that")
+    return whole_number(where, raw, 1, 512)
+
+
+def check_port(host: str, port: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError as e:
+            raise StartupError(
+                f"cannot listen on {host}:{port} ({e.strerror}): stop what uses it or set SAHARA_API_PORT",
+                EX_UNAVAILABLE,
+            ) from None
+
+
+def check_database(url: str | None) -> None:
+    import sqlalchemy
+
+    if not url:
+        raise StartupError("[database] connection is not set: add it to your sahara.conf")
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+        with engine.connect():
+            pass
+    except Exception as e:
+        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+        raise StartupError(
+            f"cannot connect to the database {sqlalchemy.engine.make_url(url)!r} ({reason}): "
+            "fix [database] connection or start the database",
+            EX_UNAVAILABLE,
+        ) from None
+
+
+def check_broker(url: str | None) -> None:
+    import kombu
+    import oslo_messaging
+    from oslo_config import cfg
+
+    if not url:
+        raise StartupError("[DEFAULT] transport_url is not set: add it to your sahara.conf")
+    for host in oslo_messaging.TransportURL.parse(cfg.ConfigOpts(), url).hosts:
+        where = f"{host.hostname}:{host.port or 5672}"
+        try:
+            with kombu.Connection(
+                hostname=host.hostname,
+                port=host.port or 5672,
+                userid=host.username,
+                password=host.password,
+                connect_timeout=5,
+            ) as c:
+                c.ensure_connection(max_retries=1)
+        except Exception as e:
+            raise StartupError(
+                f"cannot reach the message broker at {where} ({e}): start RabbitMQ or fix [DEFAULT] transport_url",
+                EX_UNAVAILABLE,
+            ) from None
+
+
+def command(mode: str, files: list[str]) -> list[str]:
+    """What the launcher execs for each mode."""
+    bindir = Path(sys.executable).parent
+    config_args = [a for f in files for a in ("--config-file", f)]
+    if mode == "api":
+        return [str(bindir / "uwsgi"), "--ini", str(UWSGI_INI)]
+    if mode == "engine":
+        return [str(bindir / "sahara-engine"), *config_args]
+    if mode == "db-sync":
+        return [str(bindir / "sahara-db-manage"), *config_args, "upgrade", "head"]
+    raise StartupError(f"unknown mode {mode!r}: use one of api, engine, db-sync")
+
+
+def main(argv: list[str]) -> None:
+    """sahara_api_launcher.py [api|engine|db-sync]: check, then exec the service."""
+    mode = argv[0] if argv else "api"
+    try:
+        knobs = settings()
+        files = config_files(knobs)
+        conf = load_conf(files)
+        cmd = command(mode, files)
+        if mode == "api":
+            knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
+            whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
+            whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
+            check_port(knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"])
+        check_database(conf.database.connection)
+        if mode != "db-sync":
+            check_broker(conf.transport_url)
+    except StartupError as e:
+        print(f"sahara-api: ERROR: {e}", file=sys.stderr)
+        sys.exit(e.code)
+    sys.stdout.flush()
+    os.execve(cmd[0], cmd, {**os.environ, **knobs, "VIRTUAL_ENV": sys.prefix})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,64 @@
+"""The launcher's knob handling, without services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import sahara_api_launcher as launcher
+from sahara_wsgi_entry import EX_CONFIG, StartupError, config_files, settings
+
+
+def conf_with(tmp_path: Path, text: str) -> tuple[object, list[str]]:
+    path = tmp_path / "sahara.conf"
+    path.write_text(text)
+    return launcher.load_conf([str(path)]), [str(path)]
+
+
+def test_environment_overrides_defaults_env() -> None:
+    knobs = settings({"SAHARA_API_PORT": "9999", "UNRELATED": "x"})
+    assert knobs["SAHARA_API_PORT"] == "9999"
+    assert knobs["SAHARA_API_HOST"] == "127.0.0.1"
+    assert "UNRELATED" not in knobs
+
+
+def test_env_wins_over_api_workers_in_config(tmp_path: Path) -> None:
+    conf, files = conf_with(tmp_path, "[DEFAULT]\napi_workers = 3\n")
+    assert launcher.resolve_workers({"SAHARA_API_WORKERS": "5"}, conf, files) == 5
+    assert launcher.resolve_workers({}, conf, files) == 3
+
+
+def test_default_worker_count_is_cpus_between_2_and_8(tmp_path: Path) -> None:
+    conf, files = conf_with(tmp_path, "[DEFAULT]\n")
+    assert 2 <= launcher.resolve_workers({}, conf, files) == launcher.default_workers() <= 8
+
+
+@pytest.mark.parametrize("raw", ["many", "-1", "1.5", "", "100000"])
+def test_bad_worker_counts_are_refused(tmp_path: Path, raw: str) -> None:
+    conf, files = conf_with(tmp_path, "[DEFAULT]\n")
+    with pytest.raises(StartupError) as err:
+        launcher.resolve_workers({"SAHARA_API_WORKERS": raw}, conf, files)
+    assert err.value.code == EX_CONFIG and "SAHARA_API_WORKERS" in str(err.value)
+
+
+def test_zero_workers_points_to_debug_mode(tmp_path: Path) -> None:
+    conf, files = conf_with(tmp_path, "[DEFAULT]\napi_workers = 0\n")
+    with pytest.raises(StartupError, match="make debug"):
+        launcher.resolve_workers({}, conf, files)
+
+
+def test_config_files_are_colon_separated_and_checked(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.conf", tmp_path / "b.conf"
+    a.write_text("")
+    b.write_text("")
+    assert config_files({"SAHARA_CONFIG_FILES": f"{a}:{b}"}) == [str(a), str(b)]
+    with pytest.raises(StartupError, match="missing"):
+        config_files({"SAHARA_CONFIG_FILES": f"{a}:{tmp_path / 'c.conf'}"})
+
+
+def test_each_mode_execs_its_service() -> None:
+    files = ["/etc/sahara/sahara.conf"]
+    assert launcher.command("api", files)[1:] == ["--ini", str(launcher.UWSGI_INI)]
+    assert launcher.command("engine", files)[0].endswith("/sahara-engine")
+    assert launcher.command("db-sync", files)[-2:] == ["upgrade", "head"]
