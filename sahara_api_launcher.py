@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from oslo_config.cfg import ConfigOpts
 
 UWSGI_INI = HERE / "deploy" / "uwsgi.ini"
+# Without these keystonemiddleware answers every request with 401 or 500.
+# Every option may also come from the environment as oslo.config reads it,
+# OS_<GROUP>__<OPTION> (the image and the chart do that): messages name both.
+KEYSTONE_REQUIRED = ("www_authenticate_uri", "auth_url", "password")
 
 
 def load_conf(files: list[str]) -> ConfigOpts:
@@ -33,6 +37,7 @@ def load_conf(files: list[str]) -> ConfigOpts:
     conf = cfg.ConfigOpts()
     conf.register_opts([cfg.IntOpt("api_workers"), cfg.StrOpt("transport_url")])
     conf.register_opt(cfg.StrOpt("connection"), group="database")
+    conf.register_opts([cfg.StrOpt(name) for name in KEYSTONE_REQUIRED], group="keystone_authtoken")
     conf(args=[], project="sahara", default_config_files=files)
     return conf
 
@@ -86,7 +91,9 @@ def check_database(url: str | None) -> None:
     import sqlalchemy
 
     if not url:
-        raise StartupError("[database] connection is not set: add it to your sahara.conf")
+        raise StartupError(
+            "[database] connection is not set: add it to your sahara.conf or set OS_DATABASE__CONNECTION"
+        )
     try:
         engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
         with engine.connect():
@@ -106,7 +113,9 @@ def check_broker(url: str | None) -> None:
     from oslo_config import cfg
 
     if not url:
-        raise StartupError("[DEFAULT] transport_url is not set: add it to your sahara.conf")
+        raise StartupError(
+            "[DEFAULT] transport_url is not set: add it to your sahara.conf or set OS_DEFAULT__TRANSPORT_URL"
+        )
     for host in oslo_messaging.TransportURL.parse(cfg.ConfigOpts(), url).hosts:
         where = f"{host.hostname}:{host.port or 5672}"
         try:
@@ -123,6 +132,15 @@ def check_broker(url: str | None) -> None:
                 f"cannot reach the message broker at {where} ({e}): start RabbitMQ or fix [DEFAULT] transport_url",
                 EX_UNAVAILABLE,
             ) from None
+
+
+def check_keystone(conf: ConfigOpts) -> None:
+    for name in KEYSTONE_REQUIRED:
+        if not conf.keystone_authtoken[name]:
+            raise StartupError(
+                f"[keystone_authtoken] {name} is not set: add it to your sahara.conf"
+                f" or set OS_KEYSTONE_AUTHTOKEN__{name.upper()}"
+            )
 
 
 def command(mode: str, files: list[str]) -> list[str]:
@@ -145,6 +163,8 @@ def main(argv: list[str]) -> None:
         knobs = settings()
         files = config_files(knobs)
         conf = load_conf(files)
+        if mode != "db-sync":
+            check_keystone(conf)
         cmd = command(mode, files)
         if mode == "api":
             knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
@@ -157,6 +177,8 @@ def main(argv: list[str]) -> None:
     except StartupError as e:
         print(f"sahara-api: ERROR: {e}", file=sys.stderr)
         sys.exit(e.code)
+    if "--check" in argv[1:]:  # check only (the image's all-in-one, before supervisord)
+        return
     sys.stdout.flush()
     os.execve(cmd[0], cmd, {**os.environ, **knobs, "VIRTUAL_ENV": sys.prefix})
 
