@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Entrypoint of the sahara-api image (tini runs it as PID 1's only child).
+#
+#   api          uWSGI workers serving the API (default; one per pod)
+#   engine       sahara-engine
+#   all-in-one   supervisord running api + engine (one host, `docker run`)
+#   db-sync      sahara-db-manage upgrade head (idempotent)
+#   debug        one process, green threads (not available yet)
+#   healthcheck  exit 0 if this container's service is healthy (HEALTHCHECK)
+#   anything else is run as a command, e.g. `bash` or `sahara-db-manage --help`
+#
+# The knobs are deploy/defaults.env's, the environment winning, exactly as
+# the launcher reads them; they are exported for supervisord's %(ENV_)s.
+set -euo pipefail
+
+APP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MODES="api, engine, all-in-one, db-sync"
+EX_CONFIG=78
+
+die() {
+    printf 'sahara-api: ERROR: %s\n' "$1" >&2
+    exit "${2:-$EX_CONFIG}"
+}
+
+while IFS='=' read -r key value; do
+    case $key in '' | '#'*) continue ;; esac
+    [ -n "${!key+set}" ] || export "$key=$value"
+done <"$APP/deploy/defaults.env"
+
+# Sahara's trustee account defaults to the [keystone_authtoken] one only when
+# that is in a file (sahara/utils/openstack/keystone.py reads the raw file):
+# give it the environment's keystone_authtoken values too, unless set.
+for opt in AUTH_URL PASSWORD USERNAME PROJECT_NAME USER_DOMAIN_NAME PROJECT_DOMAIN_NAME; do
+    src=OS_KEYSTONE_AUTHTOKEN__$opt dst=OS_TRUSTEE__$opt
+    if [ -n "${!src:-}" ] && [ -z "${!dst+set}" ]; then
+        export "$dst=${!src}"
+    fi
+done
+
+# GET /healthcheck over bash's /dev/tcp: no curl in the image, no Python start-up.
+http_healthy() {
+    local host=$SAHARA_API_HOST status
+    [ "$host" != 0.0.0.0 ] || host=127.0.0.1
+    exec 3<>"/dev/tcp/$host/$SAHARA_API_PORT" || return 1
+    printf 'GET /healthcheck HTTP/1.0\r\nHost: %s\r\n\r\n' "$host" >&3
+    read -r -t 5 _ status _ <&3 || return 1
+    [ "$status" = 200 ]
+}
+
+healthcheck() {
+    # The mode this container runs is tini's argument.
+    local pid1
+    pid1=$(tr '\0' ' ' </proc/1/cmdline)
+    case " $pid1 " in
+        *" engine "* | *" db-sync "*) exit 0 ;;  # no HTTP; the container exits if the process does
+    esac
+    http_healthy
+}
+
+mode=${1:-api}
+[ $# -eq 0 ] || shift
+case $mode in
+    api | engine | db-sync)
+        exec python "$APP/sahara_api_launcher.py" "$mode" "$@" ;;
+    all-in-one)
+        # Check first: supervisord would keep running with a FATAL program.
+        python "$APP/sahara_api_launcher.py" api --check
+        mkdir -p "$SAHARA_RUN_DIR"
+        exec supervisord -c "$APP/deploy/supervisord.conf" ;;
+    debug)
+        die "debug mode (one process, green threads) is not in this image yet: use $MODES" ;;
+    healthcheck)
+        healthcheck ;;
+    *)
+        command -v "$mode" >/dev/null || die "unknown mode '$mode': use one of $MODES, debug, or a command to run"
+        exec "$mode" "$@" ;;
+esac
