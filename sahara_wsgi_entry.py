@@ -86,6 +86,20 @@ def build_application() -> Callable:
     return app
 
 
+def with_request_id_in_log(app: Callable) -> Callable:
+    """Expose Sahara's x-openstack-request-id to uWSGI's request log (%(request_id))."""
+
+    def logged(environ: dict, start_response: Callable) -> object:
+        def capture(status: str, headers: list, exc_info: object = None) -> Callable:
+            rid = next((v for k, v in headers if k.lower() == "x-openstack-request-id"), "-")
+            uwsgi.set_logvar("request_id", rid)
+            return start_response(status, headers, exc_info)
+
+        return app(environ, capture)
+
+    return logged
+
+
 def _after_fork() -> None:
     """Give each worker its own DB pool and RPC transport, never the master's."""
     import sahara.main as server
@@ -113,6 +127,15 @@ except ImportError:
     uwsgi = None
 
 if uwsgi is not None:
-    application = build_application()
+    try:
+        application = with_request_id_in_log(build_application())
+    except Exception as e:
+        # uWSGI prints the traceback; need-app then stops start-up.
+        print(
+            f"sahara-api: ERROR: the Sahara app failed to load ({type(e).__name__}: {e}): fix what the traceback shows",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
     uwsgi.post_fork_hook = _after_fork
     uwsgi.atexit = _before_exit
