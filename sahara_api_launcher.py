@@ -159,8 +159,9 @@ def main(argv: list[str]) -> None:
             knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
             whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
             whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
-            for knob in ("SAHARA_API_MAX_REQUESTS", "SAHARA_API_MAX_RSS_MB"):
-                whole_number(knob, knobs[knob], 1, 10**9)
+            max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
+            knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))
+            whole_number("SAHARA_API_MAX_RSS_MB", knobs["SAHARA_API_MAX_RSS_MB"], 1, 10**6)
             timeout = whole_number("SAHARA_API_TIMEOUT", knobs["SAHARA_API_TIMEOUT"], 1, 86400)
             if whole_number("SAHARA_API_STOP_TIMEOUT", knobs["SAHARA_API_STOP_TIMEOUT"], 1, 86400) <= timeout:
                 raise StartupError(
