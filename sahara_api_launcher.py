@@ -75,6 +75,15 @@ def resolve_workers(knobs: dict[str, str], conf: ConfigOpts, files: list[str]) -
     return whole_number(where, raw, 1, 512)
 
 
+def make_run_dir(path: str) -> None:
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise StartupError(
+            f"cannot create SAHARA_RUN_DIR {path} ({e.strerror}): create it for this user or set another"
+        ) from None
+
+
 def check_port(host: str, port: str) -> None:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -170,6 +179,16 @@ def main(argv: list[str]) -> None:
             knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
             whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
             whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
+            max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
+            knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))
+            whole_number("SAHARA_API_MAX_RSS_MB", knobs["SAHARA_API_MAX_RSS_MB"], 1, 10**6)
+            timeout = whole_number("SAHARA_API_TIMEOUT", knobs["SAHARA_API_TIMEOUT"], 1, 86400)
+            if whole_number("SAHARA_API_STOP_TIMEOUT", knobs["SAHARA_API_STOP_TIMEOUT"], 1, 86400) <= timeout:
+                raise StartupError(
+                    "SAHARA_API_STOP_TIMEOUT must be above SAHARA_API_TIMEOUT, or stops kill requests still running: "
+                    "raise it"
+                )
+            make_run_dir(knobs["SAHARA_RUN_DIR"])
             check_port(knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"])
         check_database(conf.database.connection)
         if mode != "db-sync":

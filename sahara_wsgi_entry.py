@@ -60,6 +60,7 @@ def build_application() -> Callable:
     import sahara.main as server
     from oslo_config import cfg
     from oslo_log import log
+    from oslo_messaging._metrics import client as _  # noqa: F401 (registers [oslo_messaging_metrics])
     from oslo_middleware.healthcheck import opts as healthcheck_opts
     from oslo_service import _options as wsgi_options
 
@@ -73,6 +74,9 @@ def build_application() -> Callable:
     conf.set_default("api_paste_config", str(PASTE_CONFIG))
     conf.register_opts(healthcheck_opts.DISABLE_BY_FILE_OPTS, group="healthcheck")
     conf.set_default("disable_by_file_path", knobs["SAHARA_API_DRAIN_FILE"], group="healthcheck")
+    # oslo.messaging's metrics thread outlives the last RPC call by this many
+    # seconds (10 upstream), and a stopping worker waits for it.
+    conf.set_default("metrics_thread_stop_timeout", 1, group="oslo_messaging_metrics")
 
     # A topdir without etc/sahara/sahara.conf, so Sahara adds no dev config of its own.
     server.setup_common(os.devnull, "API")
@@ -80,6 +84,20 @@ def build_application() -> Callable:
     server.setup_sahara_api("distributed")
     server.setup_auth_policy()
     return app
+
+
+def with_request_id_in_log(app: Callable) -> Callable:
+    """Expose Sahara's x-openstack-request-id to uWSGI's request log (%(request_id))."""
+
+    def logged(environ: dict, start_response: Callable) -> object:
+        def capture(status: str, headers: list, exc_info: object = None) -> Callable:
+            rid = next((v for k, v in headers if k.lower() == "x-openstack-request-id"), "-")
+            uwsgi.set_logvar("request_id", rid)
+            return start_response(status, headers, exc_info)
+
+        return app(environ, capture)
+
+    return logged
 
 
 def _after_fork() -> None:
@@ -94,11 +112,30 @@ def _after_fork() -> None:
     server.setup_sahara_api("distributed")  # RemoteOps bound to the new transport
 
 
+def _before_exit() -> None:
+    """Stop oslo.messaging's threads (reply poller, heartbeat): Python would
+    otherwise wait for them, holding a stopping worker for ~10 s."""
+    from sahara.utils import rpc
+
+    for transport in {rpc.MESSAGING_TRANSPORT, rpc.NOTIFICATION_TRANSPORT} - {None}:
+        transport.cleanup()
+
+
 try:
     import uwsgi  # only importable inside uWSGI
 except ImportError:
     uwsgi = None
 
 if uwsgi is not None:
-    application = build_application()
+    try:
+        application = with_request_id_in_log(build_application())
+    except Exception as e:
+        # uWSGI prints the traceback; need-app then stops start-up.
+        print(
+            f"sahara-api: ERROR: the Sahara app failed to load ({type(e).__name__}: {e}): fix what the traceback shows",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
     uwsgi.post_fork_hook = _after_fork
+    uwsgi.atexit = _before_exit

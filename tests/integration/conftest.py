@@ -210,6 +210,42 @@ def launch(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., P
 
 
 @pytest.fixture
+def launch_upstream(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[[int], Api]]:
+    """launch_upstream(api_workers) starts Sahara's own `sahara-api` launcher
+    (oslo.service ProcessLauncher: the parent serves too) on our paste pipeline."""
+    started: list[Api] = []
+
+    def _launch(workers: int) -> Api:
+        port = free_port()
+        extra = tmp_path / f"upstream-{len(started)}.conf"
+        extra.write_text(
+            f"[DEFAULT]\nport = {port}\nhost = 127.0.0.1\napi_workers = {workers}\n"
+            f"api_paste_config = {ROOT / 'deploy' / 'api-paste.ini'}\n"
+            f"[healthcheck]\ndisable_by_file_path = {tmp_path / 'drain'}\n"
+        )
+        argv = [str(Path(PYTHON).parent / "sahara-api"), "--config-file", str(sahara_conf), "--config-file", str(extra)]
+        api = start(
+            f"upstream-{len(started)}", argv, tmp_path / f"upstream-{len(started)}.log", dict(os.environ), cls=Api
+        )
+        api.port = port
+        started.append(api)
+        api.wait_ready()
+        return api
+
+    yield _launch
+    for api in reversed(started):
+        api.stop()
+
+
+@pytest.fixture(params=["ours", "upstream"])
+def server(request: pytest.FixtureRequest, launch: Callable[..., Proc], launch_upstream: Callable[[int], Api]):
+    """server(workers): our uWSGI API or the upstream launcher, one test id each."""
+    if request.param == "ours":
+        return lambda workers: launch(SAHARA_API_WORKERS=workers)
+    return launch_upstream
+
+
+@pytest.fixture
 def slow_engine(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[[float], Proc]]:
     """slow_engine(delay) answers the API's sync RPC after `delay` seconds."""
     started: list[Proc] = []

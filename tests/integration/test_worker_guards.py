@@ -1,0 +1,93 @@
+"""Worker guards, each with a small limit so it trips within the test:
+harakiri, max-requests, reload-on-rss, need-app, respawn throttling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import requests
+
+from conftest import Api
+
+# uWSGI never lets a worker be recycled younger than this (min-worker-lifetime).
+MIN_LIFETIME = 10
+
+
+def get_plugins(api: Api, token: str) -> int:
+    return requests.get(f"{api.url}/v2/plugins", headers={"X-Auth-Token": token}, timeout=30).status_code
+
+
+def test_harakiri_kills_a_stuck_request_and_replaces_the_worker(launch, slow_engine, make_cluster, token) -> None:
+    slow_engine(60)  # the engine never answers in time
+    api = launch(SAHARA_API_WORKERS=2, SAHARA_API_TIMEOUT=3, SAHARA_API_STOP_TIMEOUT=10)
+    before = api.worker_pids()
+    cluster = make_cluster()
+    t0 = time.monotonic()
+    with pytest.raises(requests.ConnectionError):
+        body = {"resize_node_groups": [{"name": "workers", "count": 2}]}
+        requests.put(f"{api.url}/v2/clusters/{cluster}", json=body, headers={"X-Auth-Token": token}, timeout=30)
+    killed_after = time.monotonic() - t0
+    log = api.log_text()
+    print(f"\nstuck request cut after {killed_after:.1f} s (harakiri 3 s)")
+    assert "HARAKIRI ON WORKER" in log
+    assert f"/v2/clusters/{cluster}" in log.split("HARAKIRI ON WORKER", 1)[1], "the log names the stuck path"
+    assert killed_after < 3 + 5
+    deadline = time.monotonic() + 10
+    while len(api.worker_pids() - before) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(api.worker_pids()) == 2 and api.worker_pids() != before, "the worker was replaced"
+    assert get_plugins(api, token) == 200
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({"SAHARA_API_MAX_REQUESTS": 5}, id="max-requests"),
+        pytest.param({"SAHARA_API_MAX_RSS_MB": 20}, id="reload-on-rss"),
+    ],
+)
+def test_worker_is_recycled(launch, token, limits: dict[str, int]) -> None:
+    api = launch(SAHARA_API_WORKERS=1, SAHARA_API_THREADS=1, **limits)
+    (first,) = api.worker_pids()
+    statuses = []
+    deadline = time.monotonic() + MIN_LIFETIME + 20
+    while api.worker_pids() == {first} and time.monotonic() < deadline:
+        statuses.append(get_plugins(api, token))
+        time.sleep(0.2)
+    print(f"\nworker recycled after {len(statuses)} requests; statuses {set(statuses)}")
+    assert api.worker_pids() != {first}, "the worker was recycled"
+    assert "The work of process" in api.log_text()
+    assert set(statuses) == {200}, "recycling loses no request"
+    assert get_plugins(api, token) == 200
+
+
+def test_broken_app_stops_startup(launch, sahara_conf, tmp_path) -> None:
+    """need-app: an app that cannot load stops uWSGI instead of serving 500s."""
+    broken = tmp_path / "broken-app.conf"
+    broken.write_text(
+        sahara_conf.read_text().replace("[DEFAULT]\n", "[DEFAULT]\napi_paste_config = /nonexistent.ini\n", 1)
+    )
+    proc = launch(wait=False, SAHARA_CONFIG_FILES=str(broken))
+    rc = proc.wait(timeout=60)
+    errors = [line for line in proc.log_text().splitlines() if line.startswith("sahara-api: ERROR:")]
+    print(f"\nrc={rc}: {errors}")
+    assert rc != 0
+    assert len(errors) == 1 and "failed to load" in errors[0]
+    assert proc.leftovers() == []
+
+
+def test_respawn_storm_is_throttled(launch, token) -> None:
+    """Workers dying faster than uWSGI respawns them make the master pause
+    (forkbomb-delay), and the API comes back by itself."""
+    api = launch(SAHARA_API_WORKERS=2)
+    deadline = time.monotonic() + 10
+    while "respawning too fast" not in api.log_text() and time.monotonic() < deadline:
+        for pid in api.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+    assert "respawning too fast" in api.log_text()
+    api.wait_ready(timeout=30)
+    assert get_plugins(api, token) == 200
