@@ -11,10 +11,12 @@ VIRTUAL_ENV := $(CURDIR)/.venv
 export
 
 PYTEST := .venv/bin/pytest
+HELM := .venv/bin/helm
+CHART := deploy/helm/sahara-api
 # pytest arguments, e.g. make test PYTEST_ARGS='-k slow'
 PYTEST_ARGS ?=
 
-.PHONY: help run test unit-test integration-test lint lock stack-down
+.PHONY: help run test unit-test integration-test image image-test chart chart-test lint lock stack-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,7 +27,7 @@ run: ## Install and start the local stack, serve the API under supervisord (Ctrl
 .venv/.installed: requirements/*.txt
 	scripts/stack.sh install
 
-test: .venv/.installed ## Unit and integration tests against the real local stack
+test: .venv/.installed $(HELM) ## Unit, integration, chart and container tests against the real local stack
 	$(PYTEST) tests $(PYTEST_ARGS)
 
 unit-test: .venv/.installed ## Unit tests only (no services)
@@ -34,10 +36,28 @@ unit-test: .venv/.installed ## Unit tests only (no services)
 integration-test: .venv/.installed ## Integration tests only (brings the stack up and down)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
-lint: .venv/.installed ## ruff and shellcheck
+image: ## Build the sahara-api image (deploy/Dockerfile) with podman; makes the Debian base if missing
+	scripts/image.sh
+
+image-test: .venv/.installed image ## Run the image with podman against the local stack (tests/container)
+	$(PYTEST) tests/container $(PYTEST_ARGS)
+
+chart: .venv/.installed $(HELM) ## helm lint the chart and package it into build/ (deploy/ files resolved)
+	$(HELM) lint --strict $(CHART)
+	$(HELM) package $(CHART) -d build
+
+chart-test: .venv/.installed $(HELM) ## Chart checks without a cluster: lint, render, schema, bad values (tests/chart)
+	$(PYTEST) tests/chart $(PYTEST_ARGS)
+
+$(HELM): scripts/install-helm.sh | .venv/.installed
+	scripts/install-helm.sh $@
+
+lint: .venv/.installed $(HELM) ## ruff, shellcheck, hadolint and helm lint
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	shellcheck scripts/*.sh .ci/run
+	shellcheck scripts/*.sh deploy/*.sh .ci/run
+	.venv/bin/hadolint deploy/Dockerfile
+	$(HELM) lint --strict $(CHART)
 
 lock: ## Regenerate requirements/constraints.txt from the 2023.2 upper-constraints
 	scripts/stack.sh lock

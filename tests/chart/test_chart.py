@@ -1,0 +1,143 @@
+"""The Helm chart without a cluster: lint, render with several values files,
+validate every manifest against the Kubernetes schema offline, refuse bad
+values with a clear message, and render the host's own deploy/ files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chartlib import CHART, KUBE_VERSION, ROOT, VALUES, find, helm, render
+
+pytestmark = pytest.mark.chart
+VALUES_FILES = sorted(VALUES.glob("*.yaml"))
+
+
+def test_lint_strict() -> None:
+    out = helm("lint", "--strict", str(CHART), *[a for f in VALUES_FILES for a in ("-f", str(f))])
+    print(out.stdout)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("values", [None, *VALUES_FILES], ids=lambda v: v.stem if v else "defaults")
+def test_renders_valid_kubernetes_manifests(values: Path | None, tmp_path: Path) -> None:
+    text, docs = render(*(["-f", str(values)] if values else []))
+    manifests = tmp_path / "manifests.yaml"
+    manifests.write_text(text)
+    validate = [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBE_VERSION, str(manifests)]
+    out = subprocess.run(validate, capture_output=True, text=True, timeout=120)
+    print(out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr)
+    assert out.returncode == 0, out.stdout + out.stderr
+    kinds = sorted(d["kind"] for d in docs)
+    expected = {"ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Pod", "Service"}
+    assert expected <= set(kinds)
+    assert ("HorizontalPodAutoscaler" in kinds) == (values is not None and values.stem == "autoscaling")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("api.replicas=-1", "api.replicas: Must be greater than or equal to 0"),
+        ("api.workers=many", "api.workers: Invalid type. Expected: integer, given: string"),
+        ("api.workers=0", "api.workers: Must be greater than or equal to 1"),
+        ("api.replica=3", "Additional property replica is not allowed"),
+        ("keystone.interface=private", "keystone.interface: keystone.interface must be one of"),
+        ("api.stopTimeoutSeconds=60", "api.stopTimeoutSeconds (60) must be above api.timeoutSeconds (90)"),
+    ],
+)
+def test_bad_values_are_refused(setting: str, message: str) -> None:
+    out = helm("template", "sahara", str(CHART), "--kube-version", KUBE_VERSION, "--set", setting)
+    print(out.stderr.strip().splitlines()[-1])
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
+def test_configmap_holds_the_hosts_deploy_files() -> None:
+    _, docs = render()
+    data = find(docs, "ConfigMap")["data"]
+    for name in ("uwsgi.ini", "api-paste.ini"):
+        assert data[name] == (ROOT / "deploy" / name).read_text().rstrip("\n")
+
+
+def test_packaged_chart_carries_the_files_not_links(tmp_path: Path) -> None:
+    out = helm("package", str(CHART), "-d", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    (package,) = tmp_path.glob("sahara-api-*.tgz")
+    with tarfile.open(package) as tar:
+        for name in ("uwsgi.ini", "api-paste.ini", "defaults.env"):
+            member = tar.getmember(f"sahara-api/files/{name}")
+            assert member.isfile()
+            assert tar.extractfile(member).read().decode() == (ROOT / "deploy" / name).read_text()
+
+
+def env_of(container: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def test_worker_count_and_knobs_reach_the_api_pod() -> None:
+    _, docs = render("--set", "api.workers=6", "--set", "api.threads=4")
+    env = env_of(find(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0])
+    assert env["SAHARA_API_WORKERS"] == "6" and env["SAHARA_API_THREADS"] == "4"
+    defaults = dict(
+        line.split("=", 1) for line in (ROOT / "deploy/defaults.env").read_text().splitlines() if line[:1].isalpha()
+    )
+    _, docs = render()
+    env = env_of(find(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0])
+    for knob in ("SAHARA_API_PORT", "SAHARA_API_TIMEOUT", "SAHARA_API_STOP_TIMEOUT"):
+        assert env[knob] == defaults[knob], f"{knob} comes from deploy/defaults.env"
+
+
+def test_api_pod_contract() -> None:
+    """Probes, drain, grace period and security context as the issue asks."""
+    _, docs = render()
+    pod = find(docs, "Deployment", "api")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = env_of(c)
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthcheck"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/healthcheck"
+    assert "tcpSocket" in c["livenessProbe"], "liveness must not depend on the DB or the drain file"
+    pre_stop = c["lifecycle"]["preStop"]["exec"]["command"]
+    assert "$SAHARA_API_DRAIN_FILE" in pre_stop[-1]
+    sleep = int(pre_stop[-1].rsplit("sleep", 1)[1])
+    readiness = c["readinessProbe"]
+    assert sleep > readiness["periodSeconds"] * readiness["failureThreshold"], "drained before SIGTERM"
+    grace = pod["terminationGracePeriodSeconds"]
+    assert grace > sleep + int(env["SAHARA_API_TIMEOUT"]), "grace > preStop + uWSGI mercy"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert c["resources"]["requests"] and c["resources"]["limits"]
+
+
+def test_existing_secret_replaces_the_rendered_one() -> None:
+    _, docs = render("-f", str(VALUES / "existing-secret.yaml"))
+    assert [d for d in docs if d["kind"] == "Secret"] == []
+    for component in ("api", "engine"):
+        pod = find(docs, "Deployment", component)["spec"]["template"]["spec"]
+        assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "sahara-credentials"}}]
+    job = find(docs, "Job", "db-sync")
+    assert job["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [
+        {"secretRef": {"name": "sahara-credentials"}}
+    ]
+
+
+def test_db_sync_runs_before_install_and_upgrade() -> None:
+    _, docs = render()
+    job = find(docs, "Job", "db-sync")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db-sync"]
+    secret = find(docs, "Secret", "db-sync")
+    assert int(secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        job["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+
+
+def test_app_version_is_the_pinned_sahara() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert f"sahara=={chart['appVersion']}" in (ROOT / "requirements/runtime.txt").read_text().splitlines()

@@ -1,0 +1,134 @@
+"""Fixtures of the container tests: the image (built by scripts/image.sh,
+cached), containers that are always removed, and the local stack's fixtures
+from tests/integration/conftest.py, on a RabbitMQ vhost of this session's own:
+other sessions' engines (slow or hanging ones among them) share `sahara-test`
+and would answer our RPCs."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from containerlib import IMAGE, READ_ONLY, RUN, Container, podman
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_integration_conftest():  # noqa: ANN202
+    """tests/integration/conftest.py under its own name, so both conftests coexist."""
+    spec = importlib.util.spec_from_file_location("integration_conftest", ROOT / "tests/integration/conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["integration_conftest"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_integration = _load_integration_conftest()
+# The stack and its credentials, exactly as the integration tests get them.
+stack = _integration.stack
+openrc = _integration.openrc
+keystone = _integration.keystone
+token = _integration.token
+project_id = _integration.project_id
+slow_engine = _integration.slow_engine
+make_cluster = _integration.make_cluster
+free_port = _integration.free_port
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost(stack: None) -> Iterator[str]:
+    vhost = f"sahara-container-{os.getpid()}"
+    ctl = ([] if os.geteuid() == 0 else ["sudo"]) + ["rabbitmqctl", "-q"]
+    subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+    subprocess.run([*ctl, "set_permissions", "-p", vhost, "sahara", ".*", ".*", ".*"], check=True, timeout=60)
+    yield vhost
+    subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def sahara_conf(rabbitmq_vhost: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dev config on this session's vhost (the integration fixtures of the
+    same name, slow_engine and make_cluster, get this one here)."""
+    text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
+    path = tmp_path_factory.mktemp("etc") / "sahara.conf"
+    path.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{rabbitmq_vhost}"))
+    return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(item.fspath).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.container)
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The image built from this checkout (scripts/image.sh: cached layers, ~10 s when warm)."""
+    build = subprocess.run([str(ROOT / "scripts" / "image.sh")], capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    if build.returncode != 0:
+        info = podman("info", timeout=60) if _have_podman() else None
+        if info is None or info.returncode != 0:
+            reason = "not installed" if info is None else info.stderr.strip().splitlines()[-1]
+            pytest.skip(f"podman cannot work on this machine ({reason})")
+        pytest.fail(f"image build failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}")
+    probe = subprocess.run([*RUN, "--rm", "--entrypoint", "true", IMAGE], capture_output=True, text=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip(f"podman cannot run containers on this machine: {probe.stderr.strip()[-300:]}")
+    return IMAGE
+
+
+def _have_podman() -> bool:
+    try:
+        return subprocess.run(["podman", "--version"], capture_output=True, timeout=30).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def run_container(image: str, stack: None) -> Iterator[Callable[..., Container]]:
+    """run_container(*command, env=, options=, read_only=True, wait=True): `podman run -d`
+    of the image; an API container listens on a free port and is waited for."""
+    started: list[Container] = []
+
+    def _run(
+        *command: str,
+        env: dict[str, str] | None = None,
+        options: list[str] | tuple[str, ...] = (),
+        read_only: bool = True,
+        wait: bool = True,
+        api: bool = True,
+    ) -> Container:
+        port = free_port() if api else 0
+        container = Container(name=f"sahara-test-{uuid.uuid4().hex[:8]}", port=port)
+        started.append(container)
+        full_env = {"SAHARA_API_HOST": "127.0.0.1", **({"SAHARA_API_PORT": str(port)} if api else {}), **(env or {})}
+        argv = [*RUN, "-d", "--name", container.name, *(READ_ONLY if read_only else [])]
+        argv += [a for k, v in full_env.items() for a in ("-e", f"{k}={v}")]
+        argv += [*options, image, *command]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        if wait and api:
+            container.wait_ready()
+        return container
+
+    yield _run
+    for container in started:
+        podman("rm", "-f", "-t", "0", container.name, timeout=60)
+
+
+@pytest.fixture
+def mounted_conf(sahara_conf: Path, tmp_path: Path) -> list[str]:
+    """The dev sahara.conf mounted read-only over /etc/sahara, readable by any uid."""
+    etc = tmp_path / "etc-sahara"
+    etc.mkdir()
+    (etc / "sahara.conf").write_text(sahara_conf.read_text())
+    etc.chmod(0o755)
+    (etc / "sahara.conf").chmod(0o644)
+    return ["-v", f"{etc}:/etc/sahara:ro"]

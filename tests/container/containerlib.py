@@ -1,0 +1,158 @@
+"""Run the sahara-api image with podman as `docker run` would (the same
+arguments), on the host network so it reaches the local stack; and a small
+load generator that tells failed requests from refused ones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psutil
+import requests
+
+IMAGE = "sahara-api:latest"
+# runc: Debian's default crun fails on rlimits and cgroups here; explicit
+# ulimits because the defaults are above what this sandbox may set.
+PODMAN = ["podman", "--runtime", "runc"]
+RUN = [*PODMAN, "run", "--network", "host", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+# Docker's meaning of --read-only: only what is mounted writable (podman would add tmpfs on /run, /var/tmp).
+READ_ONLY = ["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,mode=1777"]
+
+
+def podman(*args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([*PODMAN, *args], capture_output=True, text=True, timeout=timeout, check=check)
+
+
+@dataclass
+class Container:
+    """A container a test started; the fixture removes it whatever happens."""
+
+    name: str
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def inspect(self) -> dict:
+        return json.loads(podman("inspect", self.name, check=True).stdout)[0]
+
+    def running(self) -> bool:
+        return self.inspect()["State"]["Running"]
+
+    def exit_code(self) -> int:
+        return self.inspect()["State"]["ExitCode"]
+
+    def logs(self) -> str:
+        out = podman("logs", self.name)
+        return out.stdout + out.stderr
+
+    def exec(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return podman("exec", self.name, *argv, timeout=timeout)
+
+    def kill(self, signal: str) -> None:
+        podman("kill", "--signal", signal, self.name, check=True)
+
+    def wait(self, timeout: float) -> int:
+        """Exit code, once the container has stopped (raises TimeoutExpired)."""
+        out = podman("wait", self.name, timeout=timeout, check=True)
+        return int(out.stdout.strip())
+
+    def processes(self) -> list[psutil.Process]:
+        """PID 1 (tini) and everything under it, as host processes."""
+        pid = self.inspect()["State"]["Pid"]
+        if not pid:
+            return []
+        init = psutil.Process(pid)
+        return [init, *init.children(recursive=True)]
+
+    def uwsgi_workers(self) -> set[int]:
+        """Host pids of the uWSGI workers (children of the uWSGI master)."""
+        masters = [p for p in self.processes() if p.name() == "uwsgi" and p.parent().name() != "uwsgi"]
+        assert len(masters) == 1, [p.cmdline() for p in self.processes()]
+        return {c.pid for c in masters[0].children()}
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise RuntimeError(f"{self.name} exited with {self.exit_code()}:\n{self.logs()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/healthcheck", timeout=5).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or a busy machine
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.logs()[-3000:]}")
+
+
+def refused(error: Exception) -> bool:
+    """Nothing listening: a client or balancer retries elsewhere. Not a reset or a cut."""
+    while error is not None:
+        if isinstance(error, ConnectionRefusedError):
+            return True
+        error = error.__cause__ or error.__context__ or (error.args[0] if error.args else None)
+        if not isinstance(error, Exception):
+            return False
+    return False
+
+
+@dataclass
+class Load:
+    """`threads` clients sending GET `path` back to back while `sending()` says
+    so, for at most `limit` seconds; each outcome kept with its start time:
+    "ok", "refused" (nothing listening: a client or balancer retries
+    elsewhere) or what went wrong (5xx, reset, cut, timeout)."""
+
+    url: str
+    token: str
+    path: str = "/v2/clusters"
+    threads: int = 4
+    limit: float = 60
+    sending: Callable[[], bool] = lambda: True
+    results: list[tuple[float, str]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def _client(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if not self.sending():
+                time.sleep(0.05)
+                continue
+            start = time.monotonic()
+            try:
+                r = requests.get(f"{self.url}{self.path}", headers={"X-Auth-Token": self.token}, timeout=30)
+                outcome = "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
+            except requests.RequestException as e:
+                outcome = "refused" if refused(e) else f"{type(e).__name__}: {e}"
+            self.results.append((start, outcome))  # list.append is atomic
+            time.sleep(0.02)
+
+    def start(self) -> Load:
+        self._workers = [threading.Thread(target=self._client, daemon=True) for _ in range(self.threads)]
+        for t in self._workers:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._workers:
+            t.join(timeout=40)
+
+    @property
+    def ok(self) -> int:
+        return sum(outcome == "ok" for _, outcome in self.results)
+
+    def refused(self, started_before: float = float("inf")) -> list[float]:
+        return [start for start, outcome in self.results if outcome == "refused" and start < started_before]
+
+    def failed(self, started_before: float = float("inf")) -> list[str]:
+        return [o for start, o in self.results if o not in ("ok", "refused") and start < started_before]
+
+    def summary(self) -> str:
+        return f"{self.ok} ok, {len(self.failed())} failed, {len(self.refused())} refused"

@@ -1,0 +1,230 @@
+"""The sahara-api image run as a user runs it (`docker run` arguments, through
+podman): auth, read-only and non-root, env-only configuration, one-line
+errors, SIGTERM under load, a killed worker, all-in-one, db-sync."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from containerlib import Container, Load, podman
+
+ROOT = Path(__file__).resolve().parents[2]
+EX_CONFIG = 78
+IMAGE_UID = 42386
+# As tests/integration/test_supervision.py: a request started this long before
+# a signal was accepted by a worker; later ones may meet a closing socket.
+ACCEPTED = 0.05
+# What the real sahara-engine reports (sahara.service.heat.commons.HEAT_ENGINE_VERSION).
+REAL_ENGINE = "heat.3.0"
+
+
+@pytest.fixture
+def stack_env(sahara_conf: Path) -> dict[str, str]:
+    """The dev stack's settings as the environment variables the README gives users."""
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(sahara_conf)
+    ks = conf["keystone_authtoken"]
+    return {
+        "OS_DATABASE__CONNECTION": conf["database"]["connection"],
+        "OS_DEFAULT__TRANSPORT_URL": conf["DEFAULT"]["transport_url"],
+        "OS_KEYSTONE_AUTHTOKEN__AUTH_URL": ks["auth_url"],
+        "OS_KEYSTONE_AUTHTOKEN__WWW_AUTHENTICATE_URI": ks["www_authenticate_uri"],
+        "OS_KEYSTONE_AUTHTOKEN__PASSWORD": ks["password"],
+        "OS_KEYSTONE_AUTHTOKEN__MEMCACHED_SERVERS": ks["memcached_servers"],
+        # The dev Keystone has only public endpoints; the fake plugin is the one installed.
+        "OS_KEYSTONE_AUTHTOKEN__INTERFACE": "public",
+        "OS_DEFAULT__PLUGINS": "fake",
+    }
+
+
+def get(c: Container, path: str, token: str | None = None) -> requests.Response:
+    return requests.get(f"{c.url}{path}", headers={"X-Auth-Token": token} if token else {}, timeout=30)
+
+
+def scale(c: Container, token: str, cluster_id: str) -> requests.Response:
+    return requests.put(
+        f"{c.url}/v2/clusters/{cluster_id}",
+        json={"resize_node_groups": [{"name": "workers", "count": 2}]},
+        headers={"X-Auth-Token": token},
+        timeout=60,
+    )
+
+
+def test_api_answers_with_a_token_and_401_without(run_container, mounted_conf, token: str) -> None:
+    c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
+    assert get(c, "/healthcheck").text == "OK"
+    assert get(c, "/v2/plugins").status_code == 401
+    r = get(c, "/v2/plugins", token)
+    assert r.status_code == 200
+    assert [p["name"] for p in r.json()["plugins"]] == ["fake"]
+    assert len(c.uwsgi_workers()) == 2
+
+
+@pytest.mark.parametrize("user", [None, "12345:12345"], ids=["image-uid", "arbitrary-uid"])
+def test_runs_read_only_as_non_root(run_container, mounted_conf, token: str, user: str | None) -> None:
+    c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=[*mounted_conf, *(["--user", user] if user else [])])
+    assert get(c, "/v2/clusters", token).status_code == 200
+    uids = {p.uids().real for p in c.processes()}
+    print(f"uids of the container's processes: {uids}")
+    assert uids == {int(user.split(":")[0]) if user else IMAGE_UID}
+    denied = c.exec("touch", "/opt/sahara-api/x")
+    assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+    assert c.exec("touch", "/tmp/x").returncode == 0
+
+
+def test_configured_by_environment_only(run_container, stack_env: dict[str, str], token: str) -> None:
+    """The README's `docker run`: no mounted config, only environment variables."""
+    c = run_container(env={**stack_env, "SAHARA_API_WORKERS": "2"})
+    assert get(c, "/v2/plugins").status_code == 401
+    assert get(c, "/v2/clusters", token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("mode", "unset", "expected"),
+    [
+        ("api", "OS_DATABASE__CONNECTION", "[database] connection is not set"),
+        ("api", "OS_KEYSTONE_AUTHTOKEN__PASSWORD", "[keystone_authtoken] password is not set"),
+        ("engine", "OS_DEFAULT__TRANSPORT_URL", "[DEFAULT] transport_url is not set"),
+        ("all-in-one", "OS_KEYSTONE_AUTHTOKEN__AUTH_URL", "OS_KEYSTONE_AUTHTOKEN__AUTH_URL"),
+        ("db-sync", "OS_DATABASE__CONNECTION", "OS_DATABASE__CONNECTION"),
+        ("debug", "", "debug mode"),
+        ("bogus", "", "unknown mode 'bogus'"),
+    ],
+)
+def test_missing_setting_stops_with_one_line(run_container, stack_env, mode: str, unset: str, expected: str) -> None:
+    env = {k: v for k, v in stack_env.items() if k != unset}
+    c = run_container(mode, env=env, wait=False, api=mode in ("api", "all-in-one"))
+    rc = c.wait(timeout=60)
+    out = c.logs().strip()
+    print(f"{mode} without {unset or 'anything'}: rc={rc}: {out}")
+    assert rc == EX_CONFIG
+    assert len(out.splitlines()) == 1 and out.startswith("sahara-api: ERROR: ")
+    assert expected in out
+    assert "dev-secret" not in out
+
+
+def test_healthcheck_follows_the_drain_file(run_container, mounted_conf) -> None:
+    c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
+    assert podman("healthcheck", "run", c.name).returncode == 0
+    assert c.exec("sh", "-c", 'touch "$SAHARA_API_DRAIN_FILE"').returncode == 0
+    assert get(c, "/healthcheck").status_code == 503
+    assert podman("healthcheck", "run", c.name).returncode != 0
+
+
+def test_sigterm_under_load_exits_0_without_failed_requests(
+    run_container, mounted_conf, token: str, slow_engine, make_cluster
+) -> None:
+    """`docker stop` with a 3 s scale request in flight and 4 clients running:
+    every request sent before the signal is answered, the container exits 0.
+    Requests sent after it meet a closing socket (refused or reset), as with
+    any stopping server that no balancer drains first: the chart's preStop
+    does that (test_chart_contract.py), and this test counts them."""
+    slow_engine(3.0)
+    cluster = make_cluster()
+    c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
+    load = Load(c.url, token).start()
+    slow: dict[str, object] = {}
+    in_flight = threading.Thread(target=lambda: slow.update(r=_try(lambda: scale(c, token, cluster))))
+    in_flight.start()
+    time.sleep(1.0)  # the scale request is waiting on the engine now
+    t_signal = time.monotonic()
+    stop = podman("stop", "-t", "60", c.name, timeout=90)
+    took = time.monotonic() - t_signal
+    in_flight.join(timeout=30)
+    load.stop()
+    # A request started this long before the signal had been accepted by a worker.
+    before = t_signal - ACCEPTED
+    after = [o for start, o in load.results if start >= before and o != "ok"]
+    print(
+        f"stop took {took:.1f} s, exit {c.exit_code()}; slow request: {slow.get('r')}; load: {load.summary()}; "
+        f"failed before the signal: {len(load.failed(before))}; not served after it: {len(after)}"
+    )
+    assert stop.returncode == 0
+    assert c.exit_code() == 0
+    assert isinstance(slow["r"], requests.Response), f"the in-flight request was cut: {slow['r']}"
+    assert slow["r"].status_code == 400 and "slow-engine" in slow["r"].text
+    assert load.ok > 0 and load.failed(before) == []
+
+
+def _try(call):  # noqa: ANN001, ANN202
+    try:
+        return call()
+    except requests.RequestException as e:
+        return e
+
+
+def test_killed_worker_is_replaced(run_container, mounted_conf, token: str) -> None:
+    c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
+    before = c.uwsgi_workers()
+    load = Load(c.url, token, threads=2).start()
+    time.sleep(0.5)
+    victim = min(before)
+    t0 = time.monotonic()
+    psutil.Process(victim).kill()
+    while time.monotonic() - t0 < 10:
+        after = c.uwsgi_workers()
+        if len(after) == 2 and victim not in after:
+            break
+        time.sleep(0.02)
+    respawn = time.monotonic() - t0
+    time.sleep(1.0)
+    load.stop()
+    print(f"worker {victim} killed; replaced after {respawn:.2f} s; load: {load.summary()}")
+    assert len(after) == 2 and victim not in after
+    assert len(load.failed()) <= load.threads, "only requests in flight on the killed worker may fail"
+    assert get(c, "/v2/plugins", token).status_code == 200
+    assert c.running()
+
+
+def test_all_in_one_runs_api_and_engine(run_container, mounted_conf, token: str, make_cluster) -> None:
+    """supervisord in the container: a scale request round-trips to the real
+    engine over RabbitMQ; SIGTERM stops both programs and the container exits 0."""
+    c = run_container("all-in-one", env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
+    r = scale(c, token, make_cluster())
+    assert r.status_code == 400 and REAL_ENGINE in r.text, r.text
+    assert podman("stop", "-t", "90", c.name, timeout=120).returncode == 0
+    log = c.logs()
+    print(log[-600:])
+    assert c.exit_code() == 0
+    assert "stopped: sahara-api (exit status 0)" in log
+    assert "stopped: sahara-engine (exit status 0)" in log
+
+
+@pytest.fixture
+def empty_database(sahara_conf: Path) -> str:
+    """A new, empty MariaDB database the sahara user owns, dropped afterwards."""
+    name = f"sahara_image_{os.getpid()}"
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    sql = f"CREATE DATABASE {name}; GRANT ALL ON {name}.* TO 'sahara'@'127.0.0.1';"
+    subprocess.run([*sudo, "mariadb", "-e", sql], check=True, timeout=30)
+    url = re.sub(r"/sahara$", f"/{name}", configparser_url(sahara_conf))
+    yield url
+    subprocess.run([*sudo, "mariadb", "-e", f"DROP DATABASE IF EXISTS {name}"], check=True, timeout=30)
+
+
+def configparser_url(sahara_conf: Path) -> str:
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(sahara_conf)
+    return conf["database"]["connection"]
+
+
+def test_db_sync_is_idempotent(run_container, empty_database: str) -> None:
+    runs = []
+    for _ in range(2):
+        c = run_container("db-sync", env={"OS_DATABASE__CONNECTION": empty_database}, api=False, wait=False)
+        runs.append((c.wait(timeout=180), c.logs()))
+    migrations = [log.count("Running upgrade") for _, log in runs]
+    print(f"db-sync exit codes {[rc for rc, _ in runs]}, migrations applied {migrations}")
+    assert [rc for rc, _ in runs] == [0, 0]
+    assert migrations[0] > 0, "the first run creates the schema"
+    assert migrations[1] == 0, "the second run has nothing to do"
