@@ -28,6 +28,9 @@ run: ## Install and start the local stack, serve the API under supervisord (Ctrl
 	scripts/stack.sh install
 
 test: .venv/.installed $(HELM) ## Unit, integration, chart and container tests against the real local stack
+	@# Build first, outside pytest's per-test timeout (cold: ~4 min with the base);
+	@# if podman cannot work here, tests/container says why and skips.
+	scripts/image.sh || echo "[image] build failed: tests/container reports why"
 	$(PYTEST) tests $(PYTEST_ARGS)
 
 unit-test: .venv/.installed ## Unit tests only (no services)

@@ -196,3 +196,18 @@ def test_db_sync_hook_container_runs(kubelet: Kubelet) -> None:
     rc = c.wait(timeout=job["spec"]["activeDeadlineSeconds"])
     print(c.logs()[-500:])
     assert rc == 0
+
+
+def test_engine_pod_runs_and_stops_within_its_grace_period(kubelet: Kubelet) -> None:
+    deployment = find(kubelet.docs, "Deployment", "engine")
+    pod = deployment["spec"]["template"]["spec"]
+    c = kubelet.run(pod, pod["containers"][0])
+    time.sleep(8)  # past the launcher's checks: sahara-engine is serving RPC
+    assert c.running(), c.logs()[-3000:]
+    assert any(p.name().startswith("sahara-engine") or "sahara-engine" in " ".join(p.cmdline()) for p in c.processes())
+    grace = pod["terminationGracePeriodSeconds"]
+    t0 = time.monotonic()
+    c.kill("TERM")
+    rc = c.wait(timeout=grace)
+    print(f"engine stopped {time.monotonic() - t0:.1f} s after SIGTERM (grace {grace} s), exit {rc}")
+    assert rc == 0
