@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,7 @@ class Api(Proc):
             try:
                 if requests.get(f"{self.url}/healthcheck", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, reset or slow: not ready yet
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_text()[-3000:]}")
@@ -133,12 +134,15 @@ def stack() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def sahara_conf(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dev config, on the tests' own RabbitMQ vhost."""
+def sahara_conf(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The dev config on a RabbitMQ vhost of this test run's own."""
+    vhost = f"sahara-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run([str(STACK), "vhost", "add", vhost], env=STACK_ENV, check=True, timeout=120)
     text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
     path = tmp_path_factory.mktemp("etc") / "sahara.conf"
-    path.write_text(text.replace("@127.0.0.1:5672/", "@127.0.0.1:5672/sahara-test"))
-    return path
+    path.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{vhost}"))
+    yield path
+    subprocess.run([str(STACK), "vhost", "del", vhost], env=STACK_ENV, check=False, timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from load import Load
 
+from load import Load
 from slow_engine import ENGINE_ANSWER
 
 DELAY = 2.0
