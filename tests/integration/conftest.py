@@ -29,7 +29,8 @@ LAUNCHER = ROOT / "sahara_api_launcher.py"
 STACK = ROOT / "scripts" / "stack.sh"
 # The tests stop only what they started, not what a `make run` started.
 STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
-REQUEST_LOG = re.compile(r"\[pid: (\d+)\|app: \d+\|req: \d+/\d+\] .*? (GET|POST|PUT|PATCH|DELETE) (\S+) ")
+# One line per request, as deploy/uwsgi.ini's log-format writes it.
+REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
 
 
 def free_port() -> int:
@@ -102,7 +103,7 @@ class Api(Proc):
 
     def served_by(self) -> list[tuple[int, str, str]]:
         """(worker pid, method, path) of every request in uWSGI's request log."""
-        return [(int(m[1]), m[2], m[3]) for m in REQUEST_LOG.finditer(self.log_text())]
+        return [(int(m[4]), m[1], m[2]) for m in REQUEST_LOG.finditer(self.log_text())]
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
