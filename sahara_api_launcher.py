@@ -1,12 +1,13 @@
 """Start a Sahara service after checking that it can work.
 
-    python sahara_api_launcher.py [api|engine|db-sync]
+    python sahara_api_launcher.py [api|engine|all-in-one|db-sync]
 
 Reads the knobs (deploy/defaults.env, then the environment), checks the
 config files, worker count, port, database and message broker, and on any
 problem prints one line saying what is wrong and how to fix it, then exits
 with 78 (bad configuration) or 69 (a service is unavailable). Otherwise it
-execs uWSGI with deploy/uwsgi.ini (api), sahara-engine or sahara-db-manage,
+execs uWSGI with deploy/uwsgi.ini (api), sahara-engine, supervisord running
+both (all-in-one, deploy/supervisord.conf) or sahara-db-manage,
 so the service replaces it under supervisord, tini or Kubernetes.
 """
 
@@ -160,13 +161,15 @@ def command(mode: str, files: list[str]) -> list[str]:
         return [str(bindir / "uwsgi"), "--ini", str(UWSGI_INI)]
     if mode == "engine":
         return [str(bindir / "sahara-engine"), *config_args]
+    if mode == "all-in-one":  # supervisord running the api and engine modes
+        return [str(bindir / "supervisord"), "-c", str(HERE / "deploy" / "supervisord.conf")]
     if mode == "db-sync":
         return [str(bindir / "sahara-db-manage"), *config_args, "upgrade", "head"]
-    raise StartupError(f"unknown mode {mode!r}: use one of api, engine, db-sync")
+    raise StartupError(f"unknown mode {mode!r}: use one of api, engine, all-in-one, db-sync")
 
 
 def main(argv: list[str]) -> None:
-    """sahara_api_launcher.py [api|engine|db-sync]: check, then exec the service."""
+    """sahara_api_launcher.py [mode]: check, then exec the service."""
     mode = argv[0] if argv else "api"
     try:
         knobs = settings()
@@ -188,8 +191,9 @@ def main(argv: list[str]) -> None:
                     "SAHARA_API_STOP_TIMEOUT must be above SAHARA_API_TIMEOUT, or stops kill requests still running: "
                     "raise it"
                 )
-            make_run_dir(knobs["SAHARA_RUN_DIR"])
             check_port(knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"])
+        if mode in ("api", "all-in-one"):
+            make_run_dir(knobs["SAHARA_RUN_DIR"])
         check_database(conf.database.connection)
         if mode != "db-sync":
             check_broker(conf.transport_url)

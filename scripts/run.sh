@@ -8,9 +8,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/scripts/stack.sh" up
 trap '"$ROOT/scripts/stack.sh" down' EXIT
 
-mkdir -p "$SAHARA_RUN_DIR"
 printf '[run] Sahara API on http://%s:%s (workers: see the log; Ctrl-C stops)\n' "$SAHARA_API_HOST" "$SAHARA_API_PORT"
-"$ROOT/.venv/bin/supervisord" -c "$ROOT/deploy/supervisord.conf" &
+"$ROOT/.venv/bin/python" "$ROOT/sahara_api_launcher.py" all-in-one &
 supervisord=$!
 # Forward TERM (Ctrl-C already reaches supervisord through the terminal).
 trap 'kill -TERM "$supervisord" 2>/dev/null || true' TERM INT

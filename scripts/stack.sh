@@ -6,6 +6,7 @@
 #   scripts/stack.sh down   stop what `up` started (and nothing else)
 #   scripts/stack.sh install  only the Debian packages and .venv
 #   scripts/stack.sh lock   regenerate requirements/constraints.txt
+#   scripts/stack.sh vhost add|del NAME   a RabbitMQ vhost of one test run
 #
 # Services found running are reused and never stopped. State lives in .stack/.
 set -euo pipefail
@@ -106,12 +107,7 @@ start_rabbitmq() {
     if ! $SUDO rabbitmqctl -q list_users | grep -q '^sahara\b'; then
         $SUDO rabbitmqctl -q add_user sahara "$DEV_PASSWORD" >/dev/null
     fi
-    # The tests use their own vhost: a `make run` engine never answers their RPCs.
-    local vhost
-    for vhost in / sahara-test; do
-        $SUDO rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || true
-        $SUDO rabbitmqctl -q set_permissions -p "$vhost" sahara '.*' '.*' '.*' >/dev/null
-    done
+    $SUDO rabbitmqctl -q set_permissions -p / sahara '.*' '.*' '.*' >/dev/null
 }
 
 start_memcached() {
@@ -257,6 +253,17 @@ down() {
     rm -f "$STARTED"
 }
 
+# Each test run talks RPC in a vhost of its own, so no other engine (a
+# `make run`, another test run) ever answers its calls.
+vhost() {
+    case $1 in
+        add)
+            $SUDO rabbitmqctl -q add_vhost "$2" >/dev/null
+            $SUDO rabbitmqctl -q set_permissions -p "$2" sahara '.*' '.*' '.*' >/dev/null ;;
+        del) $SUDO rabbitmqctl -q delete_vhost "$2" >/dev/null ;;
+    esac
+}
+
 lock() {
     local tmp
     tmp=$(mktemp -d)
@@ -276,5 +283,6 @@ case "${1:-}" in
     down) down ;;
     install) install_packages && install_venv ;;
     lock) lock ;;
-    *) die "usage: $0 up|down|install|lock" ;;
+    vhost) vhost "$2" "$3" ;;
+    *) die "usage: $0 up|down|install|lock|vhost add|del NAME" ;;
 esac

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,8 @@ LAUNCHER = ROOT / "sahara_api_launcher.py"
 STACK = ROOT / "scripts" / "stack.sh"
 # The tests stop only what they started, not what a `make run` started.
 STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
-REQUEST_LOG = re.compile(r"\[pid: (\d+)\|app: \d+\|req: \d+/\d+\] .*? (GET|POST|PUT|PATCH|DELETE) (\S+) ")
+# One line per request, as deploy/uwsgi.ini's log-format writes it.
+REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
 
 
 def free_port() -> int:
@@ -101,7 +103,7 @@ class Api(Proc):
 
     def served_by(self) -> list[tuple[int, str, str]]:
         """(worker pid, method, path) of every request in uWSGI's request log."""
-        return [(int(m[1]), m[2], m[3]) for m in REQUEST_LOG.finditer(self.log_text())]
+        return [(int(m[4]), m[1], m[2]) for m in REQUEST_LOG.finditer(self.log_text())]
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -111,7 +113,7 @@ class Api(Proc):
             try:
                 if requests.get(f"{self.url}/healthcheck", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, reset or slow: not ready yet
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_text()[-3000:]}")
@@ -133,12 +135,15 @@ def stack() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def sahara_conf(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dev config, on the tests' own RabbitMQ vhost."""
+def sahara_conf(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The dev config on a RabbitMQ vhost of this test run's own."""
+    vhost = f"sahara-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run([str(STACK), "vhost", "add", vhost], env=STACK_ENV, check=True, timeout=120)
     text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
     path = tmp_path_factory.mktemp("etc") / "sahara.conf"
-    path.write_text(text.replace("@127.0.0.1:5672/", "@127.0.0.1:5672/sahara-test"))
-    return path
+    path.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{vhost}"))
+    yield path
+    subprocess.run([str(STACK), "vhost", "del", vhost], env=STACK_ENV, check=False, timeout=120)
 
 
 @pytest.fixture(scope="session")

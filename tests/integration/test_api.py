@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -78,3 +82,28 @@ def test_workers_never_share_a_db_connection(launch, token: str) -> None:
     for sockets in per_worker.values():
         assert not sockets & seen, "a DB socket is shared by two workers"
         seen |= sockets
+
+
+def test_request_log_line_carries_the_request_id(launch, token: str) -> None:
+    api = launch(SAHARA_API_WORKERS=1)
+    r = get(api, "/v2/clusters", token)
+    rid = r.headers["x-openstack-request-id"]
+    deadline = time.monotonic() + 10  # uWSGI logs a request after its response is sent
+    while not (lines := [line for line in api.log_text().splitlines() if f"req={rid}" in line]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    print(f"\n{lines}")
+    assert len(lines) == 1 and '"GET /v2/clusters" 200 ' in lines[0] and "ms worker=1 pid=" in lines[0]
+
+
+def test_stats_socket_is_local_and_reports_workers(launch) -> None:
+    api = launch(SAHARA_API_WORKERS=2)
+    sock = Path(api.environ["SAHARA_RUN_DIR"]) / "uwsgi-stats.sock"
+    assert stat.S_ISSOCK(sock.stat().st_mode) and not sock.stat().st_mode & 0o002, "a unix socket, not world-writable"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(sock))
+        stats = json.loads(b"".join(iter(lambda: s.recv(65536), b"")))
+    assert {w["pid"] for w in stats["workers"]} == api.worker_pids()
+    processes = [psutil.Process(api.pid), *psutil.Process(api.pid).children()]
+    listening = {c.laddr for p in processes for c in p.connections("inet") if c.status == psutil.CONN_LISTEN}
+    assert listening == {("127.0.0.1", api.port)}, "the HTTP port is the only network listener"

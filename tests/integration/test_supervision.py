@@ -9,9 +9,10 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
-from load import Load
 
+from load import Load
 from slow_engine import ENGINE_ANSWER
 
 DELAY = 2.0
@@ -86,3 +87,23 @@ def test_sighup_reload_loses_nothing(server, token) -> None:
     print(f"\n[R4 {api.name}] workers renewed in {reload:.2f} s; load: {load.summary()}")
     assert load.failed() == []
     assert api.popen.poll() is None, "still running after HUP"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT], ids=["INT", "QUIT"])
+def test_fast_stop(launch, slow_engine, make_cluster, token, sig: signal.Signals) -> None:
+    """INT and QUIT stop at once, cutting what is in flight (ours only: upstream's INT is os._exit(1))."""
+    slow_engine(30)
+    api = launch(SAHARA_API_WORKERS=2)
+    cluster = make_cluster()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(scale, api.url, token, cluster)
+        time.sleep(1)
+        t0 = time.monotonic()
+        api.send(sig)
+        rc = api.wait(timeout=30)
+        took = time.monotonic() - t0
+        with pytest.raises(requests.ConnectionError):
+            pending.result()
+    print(f"\n[{sig.name}] exit {rc} after {took:.2f} s, in-flight request cut")
+    assert rc == 0 and took < 5
+    assert api.leftovers() == []

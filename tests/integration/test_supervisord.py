@@ -1,17 +1,23 @@
 """deploy/supervisord.conf as `make run` and the all-in-one container use it:
-sahara-api (uWSGI) and the real sahara-engine, stopped cleanly by SIGTERM."""
+sahara-api (uWSGI) and the real sahara-engine under supervisord."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
+import pytest
 import requests
 
-from conftest import PYTHON, ROOT, Api, free_port, start
+from conftest import LAUNCHER, PYTHON, ROOT, Api, free_port, start
+from load import Load
 
 CONF = ROOT / "deploy" / "supervisord.conf"
 BIN = Path(PYTHON).parent
@@ -19,44 +25,129 @@ BIN = Path(PYTHON).parent
 REAL_ENGINE = "heat.3.0"
 
 
-def wait_status(env: dict[str, str], expected: str, timeout: float = 30) -> bool:
-    """supervisorctl status until the programs' states read `expected`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = subprocess.run(
-            [str(BIN / "supervisorctl"), "-c", str(CONF), "status"], env=env, capture_output=True, text=True, timeout=30
-        ).stdout
-        if " ".join(line.split()[1] for line in out.splitlines()) == expected:
-            print(out)
-            return True
-        time.sleep(0.5)
-    return False
+class Supervisor(Api):
+    def ctl(self, *args: str) -> str:
+        argv = [str(BIN / "supervisorctl"), "-c", str(CONF), *args]
+        return subprocess.run(argv, env=self.environ, capture_output=True, text=True, timeout=30).stdout
+
+    def states(self) -> dict[str, str]:
+        return {line.split()[0]: line.split()[1] for line in self.ctl("status").splitlines()}
+
+    def program_pid(self, name: str) -> int:
+        return int(re.search(rf"^{name}\s+RUNNING\s+pid (\d+)", self.ctl("status"), re.M)[1])
+
+    def wait_states(self, expected: dict[str, str], timeout: float = 60) -> float:
+        t0 = time.monotonic()
+        while self.states() != expected:
+            assert time.monotonic() - t0 < timeout, f"states {self.states()} != {expected}"
+            time.sleep(0.1)
+        return time.monotonic() - t0
 
 
-def test_supervisord_runs_api_and_engine(base_env, tmp_path: Path, make_cluster, token: str) -> None:
-    port = free_port()
-    env = {**base_env, "SAHARA_API_PORT": str(port), "SAHARA_API_WORKERS": "2"}
-    sup = start("supervisord", [str(BIN / "supervisord"), "-c", str(CONF)], tmp_path / "supervisord.log", env, cls=Api)
-    sup.port = port
-    try:
-        sup.wait_ready()
-        assert wait_status(env, "RUNNING RUNNING"), "both programs RUNNING after startsecs"
-        assert oct(os.stat(tmp_path / "supervisor.sock").st_mode & 0o777) == "0o700"
+@pytest.fixture
+def supervisor(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Supervisor]]:
+    started: list[Supervisor] = []
 
-        # A scale request round-trips to the real engine over RabbitMQ.
-        r = requests.put(
-            f"{sup.url}/v2/clusters/{make_cluster()}",
-            json={"resize_node_groups": [{"name": "workers", "count": 2}]},
-            headers={"X-Auth-Token": token},
-            timeout=60,
-        )
-        assert r.status_code == 400 and REAL_ENGINE in r.text, r.text
+    def _start(wait: bool = True, **env: str) -> Supervisor:
+        full_env = {**base_env, "SAHARA_API_PORT": str(free_port()), "SAHARA_API_WORKERS": "2", **env}
+        port = int(full_env["SAHARA_API_PORT"])
+        argv = [PYTHON, str(LAUNCHER), "all-in-one"]
+        sup = start("supervisord", argv, tmp_path / "supervisord.log", full_env, cls=Supervisor)
+        sup.port, sup.environ = port, full_env
+        started.append(sup)
+        if wait:
+            sup.wait_ready()
+            sup.wait_states({"sahara-api": "RUNNING", "sahara-engine": "RUNNING"})
+        return sup
 
+    yield _start
+    for sup in started:
+        sup.stop(timeout=120)
+
+
+def scale(sup: Supervisor, token: str, cluster_id: str) -> requests.Response:
+    body = {"resize_node_groups": [{"name": "workers", "count": 2}]}
+    return requests.put(f"{sup.url}/v2/clusters/{cluster_id}", json=body, headers={"X-Auth-Token": token}, timeout=60)
+
+
+def test_api_and_real_engine_then_sigterm_under_load(supervisor, tmp_path: Path, make_cluster, token: str) -> None:
+    """R1 under supervisord: TERM stops both programs, exit 0, nothing lost or left."""
+    sup = supervisor()
+    assert oct(os.stat(tmp_path / "supervisor.sock").st_mode & 0o777) == "0o700"
+    # A scale request round-trips to the real engine over RabbitMQ.
+    r = scale(sup, token, make_cluster())
+    assert r.status_code == 400 and REAL_ENGINE in r.text, r.text
+
+    with Load(sup.url, token) as load:
+        load.warm()
+        t_signal = time.monotonic()
         sup.send(signal.SIGTERM)
-        assert sup.wait(timeout=90) == 0
-        log = sup.log_text()
-        assert "stopped: sahara-api (exit status 0)" in log
-        assert "stopped: sahara-engine (exit status 0)" in log
-        assert sup.leftovers() == []
-    finally:
-        sup.stop()
+        rc = sup.wait(timeout=120)
+        stopped_after = time.monotonic() - t_signal
+    print(f"\n[R1 supervisord] exit {rc} after {stopped_after:.2f} s; load: {load.summary()}")
+    assert rc == 0
+    assert load.failed(started_before=t_signal - 0.05) == []
+    log = sup.log_text()
+    assert "stopped: sahara-api (exit status 0)" in log
+    assert "stopped: sahara-engine (exit status 0)" in log
+    assert sup.leftovers() == []
+
+
+def test_killed_master_and_engine_come_back(supervisor, token: str) -> None:
+    """R3: kill -9 of the uWSGI master or of the engine: supervisord restarts it."""
+    sup = supervisor()
+    master = sup.program_pid("sahara-api")
+    t0 = time.monotonic()
+    os.kill(master, signal.SIGKILL)
+    while True:
+        try:
+            if requests.get(f"{sup.url}/v2/plugins", headers={"X-Auth-Token": token}, timeout=5).status_code == 200:
+                break
+        except requests.RequestException:  # refused, reset or slow: not ready yet
+            pass
+        assert time.monotonic() - t0 < 30
+        time.sleep(0.05)
+    back_after = time.monotonic() - t0
+    print(f"\n[R3] API serving again {back_after:.2f} s after kill -9 of the uWSGI master")
+    assert back_after < 5 + 1  # startsecs is not in the way of serving
+
+    engine = sup.program_pid("sahara-engine")
+    with Load(sup.url, token) as load:
+        load.warm()
+        os.kill(engine, signal.SIGKILL)
+        sup.wait_states({"sahara-api": "RUNNING", "sahara-engine": "RUNNING"})
+        assert sup.program_pid("sahara-engine") != engine
+    print(f"[R3] engine restarted; API meanwhile: {load.summary()}")
+    assert load.failed() == []
+
+
+def test_many_worker_kills_leave_no_zombies(supervisor) -> None:
+    sup = supervisor()
+    master = psutil.Process(sup.program_pid("sahara-api"))
+    for _ in range(20):
+        for worker in master.children():
+            os.kill(worker.pid, signal.SIGKILL)
+        time.sleep(0.1)
+    time.sleep(3)  # respawn throttling may pause the master
+    tree = [psutil.Process(sup.pid), *psutil.Process(sup.pid).children(recursive=True)]
+    zombies = [p for p in tree if p.status() == psutil.STATUS_ZOMBIE]
+    print(f"\n{len(tree)} processes under supervisord after 20 rounds of kills, zombies: {zombies}")
+    assert zombies == []
+
+
+def test_program_that_cannot_start_goes_fatal(supervisor) -> None:
+    """R5: the API's port is taken after supervisord started: sahara-api is
+    retried 3 times, then FATAL (no hot loop), and the engine keeps running."""
+    port = free_port()
+    sup = supervisor(wait=False, SAHARA_API_PORT=str(port))
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        took = sup.wait_states({"sahara-api": "FATAL", "sahara-engine": "RUNNING"}, timeout=120)
+    log = sup.log_text()
+    spawns = log.count("spawned: 'sahara-api'")
+    errors = {line for line in log.splitlines() if line.startswith("sahara-api: ERROR:")}
+    print(f"\n[R5] FATAL after {took:.1f} s and {spawns} starts; errors: {errors}")
+    assert spawns == 4, "1 start + startretries=3"
+    assert len(errors) == 1 and "cannot listen" in errors.pop()
