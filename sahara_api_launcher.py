@@ -200,8 +200,6 @@ def main(argv: list[str]) -> None:
     except StartupError as e:
         print(f"sahara-api: ERROR: {e}", file=sys.stderr)
         sys.exit(e.code)
-    if "--check" in argv[1:]:  # check only (the image's all-in-one, before supervisord)
-        return
     sys.stdout.flush()
     os.execve(cmd[0], cmd, {**os.environ, **knobs, "VIRTUAL_ENV": sys.prefix})
 

@@ -10,7 +10,7 @@
 #   anything else is run as a command, e.g. `bash` or `sahara-db-manage --help`
 #
 # The knobs are deploy/defaults.env's, the environment winning, exactly as
-# the launcher reads them; they are exported for supervisord's %(ENV_)s.
+# the launcher reads them (exported here for the healthcheck).
 set -euo pipefail
 
 APP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,13 +60,10 @@ healthcheck() {
 mode=${1:-api}
 [ $# -eq 0 ] || shift
 case $mode in
-    api | engine | db-sync)
+    api | engine | all-in-one | db-sync)
+        # The launcher checks the settings, then execs uWSGI, sahara-engine,
+        # supervisord (running both) or sahara-db-manage.
         exec python "$APP/sahara_api_launcher.py" "$mode" "$@" ;;
-    all-in-one)
-        # Check first: supervisord would keep running with a FATAL program.
-        python "$APP/sahara_api_launcher.py" api --check
-        mkdir -p "$SAHARA_RUN_DIR"
-        exec supervisord -c "$APP/deploy/supervisord.conf" ;;
     debug)
         die "debug mode (one process, green threads) is not in this image yet: use $MODES" ;;
     healthcheck)

@@ -1,13 +1,11 @@
 """Fixtures of the container tests: the image (built by scripts/image.sh,
 cached), containers that are always removed, and the local stack's fixtures
-from tests/integration/conftest.py, on a RabbitMQ vhost of this session's own:
-other sessions' engines (slow or hanging ones among them) share `sahara-test`
-and would answer our RPCs."""
+from tests/integration/conftest.py (the same stack, a RabbitMQ vhost of this
+run's own so no other engine answers our RPCs)."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 import uuid
@@ -33,6 +31,7 @@ def _load_integration_conftest():  # noqa: ANN202
 _integration = _load_integration_conftest()
 # The stack and its credentials, exactly as the integration tests get them.
 stack = _integration.stack
+sahara_conf = _integration.sahara_conf  # on a RabbitMQ vhost of this run's own
 openrc = _integration.openrc
 keystone = _integration.keystone
 token = _integration.token
@@ -40,26 +39,6 @@ project_id = _integration.project_id
 slow_engine = _integration.slow_engine
 make_cluster = _integration.make_cluster
 free_port = _integration.free_port
-
-
-@pytest.fixture(scope="session")
-def rabbitmq_vhost(stack: None) -> Iterator[str]:
-    vhost = f"sahara-container-{os.getpid()}"
-    ctl = ([] if os.geteuid() == 0 else ["sudo"]) + ["rabbitmqctl", "-q"]
-    subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-    subprocess.run([*ctl, "set_permissions", "-p", vhost, "sahara", ".*", ".*", ".*"], check=True, timeout=60)
-    yield vhost
-    subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="session")
-def sahara_conf(rabbitmq_vhost: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dev config on this session's vhost (the integration fixtures of the
-    same name, slow_engine and make_cluster, get this one here)."""
-    text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
-    path = tmp_path_factory.mktemp("etc") / "sahara.conf"
-    path.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{rabbitmq_vhost}"))
-    return path
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
