@@ -8,6 +8,7 @@ load balancer that follows the readiness probe keeps sending requests."""
 from __future__ import annotations
 
 import configparser
+import json
 import socket
 import subprocess
 import threading
@@ -31,8 +32,11 @@ def chart_values(sahara_conf: Path, tmp_path: Path) -> Path:
     conf = configparser.ConfigParser(interpolation=None)
     conf.read(sahara_conf)
     ks = conf["keystone_authtoken"]
+    port = free_port()
     values = {
-        "api": {"port": free_port(), "workers": 2},
+        # Host network: the Service's port is the pod's (the helm test pod dials the Service).
+        "api": {"port": port, "workers": 2},
+        "service": {"port": port},
         "keystone": {"authUrl": ks["auth_url"], "interface": "public", "memcachedServers": ks["memcached_servers"]},
         "secrets": {
             "databaseConnection": conf["database"]["connection"],
@@ -59,12 +63,12 @@ class Kubelet:
         self.tmp_path = tmp_path
         self.names: list[str] = []
 
-    def run(self, pod: dict, container: dict) -> Container:
+    def run(self, pod: dict, container: dict, options: tuple[str, ...] = ()) -> Container:
         name = f"sahara-chart-{uuid.uuid4().hex[:8]}"
         self.names.append(name)
-        argv = [*RUN, "-d", "--name", name]
+        argv = [*RUN, "-d", "--name", name, *options]
         if "command" in container:
-            argv += ["--entrypoint", yaml.safe_dump(container["command"], default_flow_style=True).strip()]
+            argv += ["--entrypoint", json.dumps(container["command"])]
         for e in container.get("env", []):
             argv += ["-e", f"{e['name']}={e['value']}"]
         for source in container.get("envFrom", []):
@@ -210,4 +214,19 @@ def test_engine_pod_runs_and_stops_within_its_grace_period(kubelet: Kubelet) -> 
     c.kill("TERM")
     rc = c.wait(timeout=grace)
     print(f"engine stopped {time.monotonic() - t0:.1f} s after SIGTERM (grace {grace} s), exit {rc}")
+    assert rc == 0
+
+
+def test_helm_test_pod_passes_against_the_api(kubelet: Kubelet) -> None:
+    """`helm test`: the test pod's own script, against the rendered api pod,
+    with the Service name resolving to it."""
+    pod = find(kubelet.docs, "Deployment", "api")["spec"]["template"]["spec"]
+    api = kubelet.run(pod, pod["containers"][0])
+    api.wait_ready()
+    service = find(kubelet.docs, "Service")["metadata"]["name"]
+    test_pod = find(kubelet.docs, "Pod", "test")
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    c = kubelet.run(test_pod["spec"], test_pod["spec"]["containers"][0], ("--add-host", f"{service}:127.0.0.1"))
+    rc = c.wait(timeout=60)
+    print(c.logs().strip())
     assert rc == 0
