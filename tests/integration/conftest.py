@@ -30,6 +30,8 @@ STACK = ROOT / "scripts" / "stack.sh"
 # The tests stop only what they started, not what a `make run` started.
 STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
 # One line per request, as deploy/uwsgi.ini's log-format writes it.
+# Launcher modes that serve the API over HTTP.
+SERVING_MODES = ("api", "debug", "all-in-one")
 REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
 
 
@@ -196,13 +198,14 @@ def launch(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., P
         port = free_port()
         full_env = {**base_env, "SAHARA_API_PORT": str(port), **{k: str(v) for k, v in env.items()}}
         name = f"{mode}-{len(started)}"
+        serves = mode in SERVING_MODES
         proc = start(
             name,
             [PYTHON, str(LAUNCHER), mode],
             tmp_path / f"{name}.log",
             full_env,
-            cls=Api if mode == "api" else Proc,
-            **({"port": port, "environ": full_env} if mode == "api" else {}),
+            cls=Api if serves else Proc,
+            **({"port": port, "environ": full_env} if serves else {}),
         )
         started.append(proc)
         if wait and isinstance(proc, Api):
