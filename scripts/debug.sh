@@ -8,7 +8,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/scripts/stack.sh" up
 engine=""
 cleanup() {
-    [ -n "$engine" ] && kill -TERM "$engine" 2>/dev/null && wait "$engine" || true
+    if [ -n "$engine" ]; then
+        kill -TERM "$engine" 2>/dev/null || true
+        wait "$engine" || true
+    fi
     "$ROOT/scripts/stack.sh" down
 }
 trap cleanup EXIT
