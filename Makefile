@@ -13,6 +13,9 @@ export
 PYTEST := .venv/bin/pytest
 # pytest arguments, e.g. make test PYTEST_ARGS='-k slow'
 PYTEST_ARGS ?=
+# Run the mode matrix in these modes only, e.g. make test MODE=debug
+MODE ?=
+SAHARA_TEST_MODES := $(MODE)
 
 .PHONY: help run debug test unit-test integration-test lint lock stack-down
 
