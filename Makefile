@@ -15,14 +15,20 @@ HELM := .venv/bin/helm
 CHART := deploy/helm/sahara-api
 # pytest arguments, e.g. make test PYTEST_ARGS='-k slow'
 PYTEST_ARGS ?=
+# Run the mode matrix in these modes only, e.g. make test MODE=debug
+MODE ?=
+SAHARA_TEST_MODES := $(MODE)
 
-.PHONY: help run test unit-test integration-test image image-test chart chart-test lint lock stack-down
+.PHONY: help run debug test unit-test integration-test image image-test chart chart-test lint lock stack-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 run: ## Install and start the local stack, serve the API under supervisord (Ctrl-C stops)
 	scripts/run.sh
+
+debug: .venv/.installed ## Like run, but the API in one process with green threads: pdb and reload on code change
+	scripts/debug.sh
 
 .venv/.installed: requirements/*.txt
 	scripts/stack.sh install

@@ -48,6 +48,17 @@ def default_workers() -> int:
     return max(2, min(len(os.sched_getaffinity(0)), 8))
 
 
+def check_debug_workers(knobs: dict[str, str], conf: ConfigOpts) -> None:
+    """Debug mode is one process: refuse a worker count that promises more."""
+    where, raw = "SAHARA_API_WORKERS", knobs.get("SAHARA_API_WORKERS")
+    if raw is None:
+        where, raw = "[DEFAULT] api_workers", str(conf.api_workers if conf.api_workers is not None else 0)
+    if raw.strip() not in ("0", "1"):
+        raise StartupError(
+            f"{where}={raw!r}: debug mode runs one process with green threads (so pdb works): set it to 0 or unset it"
+        )
+
+
 def whole_number(where: str, raw: str, low: int = 1, high: int = 65535) -> int:
     try:
         value = int(raw)
@@ -153,7 +164,7 @@ def check_keystone(conf: ConfigOpts) -> None:
             )
 
 
-def command(mode: str, files: list[str]) -> list[str]:
+def command(mode: str, files: list[str], knobs: dict[str, str]) -> list[str]:
     """What the launcher execs for each mode."""
     bindir = Path(sys.executable).parent
     config_args = [a for f in files for a in ("--config-file", f)]
@@ -161,11 +172,14 @@ def command(mode: str, files: list[str]) -> list[str]:
         return [str(bindir / "uwsgi"), "--ini", str(UWSGI_INI)]
     if mode == "engine":
         return [str(bindir / "sahara-engine"), *config_args]
+    if mode == "debug":  # one process, green threads, restarted on code changes
+        grace = knobs["SAHARA_API_STOP_TIMEOUT"]
+        return [str(bindir / "hupper"), "--shutdown-interval", grace, "-m", "sahara_wsgi_entry"]
     if mode == "all-in-one":  # supervisord running the api and engine modes
         return [str(bindir / "supervisord"), "-c", str(HERE / "deploy" / "supervisord.conf")]
     if mode == "db-sync":
         return [str(bindir / "sahara-db-manage"), *config_args, "upgrade", "head"]
-    raise StartupError(f"unknown mode {mode!r}: use one of api, engine, all-in-one, db-sync")
+    raise StartupError(f"unknown mode {mode!r}: use one of api, engine, all-in-one, db-sync, debug")
 
 
 def main(argv: list[str]) -> None:
@@ -177,9 +191,12 @@ def main(argv: list[str]) -> None:
         conf = load_conf(files)
         if mode != "db-sync":
             check_keystone(conf)
-        cmd = command(mode, files)
-        if mode == "api":
-            knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
+        cmd = command(mode, files, knobs)
+        if mode == "debug":
+            check_debug_workers(knobs, conf)
+        if mode in ("api", "debug"):
+            if mode == "api":
+                knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
             whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
             whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
             max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
@@ -201,7 +218,10 @@ def main(argv: list[str]) -> None:
         print(f"sahara-api: ERROR: {e}", file=sys.stderr)
         sys.exit(e.code)
     sys.stdout.flush()
-    os.execve(cmd[0], cmd, {**os.environ, **knobs, "VIRTUAL_ENV": sys.prefix})
+    env = {**os.environ, **knobs, "VIRTUAL_ENV": sys.prefix}
+    if mode == "debug":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    os.execve(cmd[0], cmd, env)
 
 
 if __name__ == "__main__":

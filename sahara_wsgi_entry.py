@@ -55,7 +55,7 @@ def config_files(knobs: dict[str, str]) -> list[str]:
     return files
 
 
-def build_application() -> Callable:
+def build_application(debug: bool = False) -> Callable:
     """Sahara's own API setup (sahara.cli.sahara_api.setup_api) with our paste file."""
     import sahara.main as server
     from oslo_config import cfg
@@ -70,6 +70,7 @@ def build_application() -> Callable:
     conf = cfg.CONF
     log.register_options(conf)
     conf.set_default("use_stderr", True)
+    conf.set_default("debug", debug)
     conf.register_opts(wsgi_options.wsgi_opts)
     conf.set_default("api_paste_config", str(PASTE_CONFIG))
     conf.register_opts(healthcheck_opts.DISABLE_BY_FILE_OPTS, group="healthcheck")
@@ -121,6 +122,44 @@ def _before_exit() -> None:
         transport.cleanup()
 
 
+def serve_debug() -> None:
+    """Debug mode: one process whose requests run in green threads (eventlet,
+    as sahara-engine uses), so a request waiting on the engine blocks nobody
+    and breakpoint() stops in this terminal. The launcher runs it under
+    hupper, which restarts it when a Python file it loaded changes."""
+    import eventlet
+
+    eventlet.monkey_patch()
+    import signal
+
+    import eventlet.wsgi
+    import hupper
+
+    knobs = settings()
+    app = build_application(debug=True)
+    if hupper.is_active():
+        # hupper's own module watcher is a thread started before monkey_patch
+        # and stalls: name the files to watch (code outside the venv) here.
+        loaded = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
+        hupper.get_reloader().watch_files([f for f in loaded if f and not f.startswith((sys.prefix, sys.base_prefix))])
+    sock = eventlet.listen((knobs["SAHARA_API_HOST"], int(knobs["SAHARA_API_PORT"])))
+    pool = eventlet.GreenPool(1000)
+    server = eventlet.spawn(eventlet.wsgi.server, sock, app, custom_pool=pool)
+    stopping: list[int] = []
+    # TERM: stop accepting, let in-flight requests finish (eventlet's default dies at once).
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    while not stopping:
+        eventlet.sleep(0.1)
+    server.kill()
+    sock.close()
+    with eventlet.Timeout(int(knobs["SAHARA_API_TIMEOUT"]), False):
+        pool.waitall()
+    _before_exit()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # hupper's pipe thread predates monkey_patch: skip thread teardown
+
+
 try:
     import uwsgi  # only importable inside uWSGI
 except ImportError:
@@ -137,5 +176,9 @@ if uwsgi is not None:
             flush=True,
         )
         raise
+
     uwsgi.post_fork_hook = _after_fork
     uwsgi.atexit = _before_exit
+
+if __name__ == "__main__":
+    serve_debug()

@@ -30,7 +30,48 @@ STACK = ROOT / "scripts" / "stack.sh"
 # The tests stop only what they started, not what a `make run` started.
 STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
 # One line per request, as deploy/uwsgi.ini's log-format writes it.
+# Launcher modes that serve the API over HTTP.
+SERVING_MODES = ("api", "debug", "all-in-one")
 REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
+
+
+# The modes the API runs in. A test that takes the `api` fixture runs once per
+# mode, its id naming the mode; `@pytest.mark.modes(...)` narrows the list and
+# SAHARA_TEST_MODES=debug,multi (make test MODE=...) picks modes for a run.
+# Adding a mode is one line here.
+MODES: dict[str, dict[str, str | int]] = {
+    "single": {"mode": "api", "SAHARA_API_WORKERS": 1},
+    "multi": {"mode": "api", "SAHARA_API_WORKERS": 4},
+    "debug": {"mode": "debug"},
+    "supervisord": {"mode": "all-in-one", "SAHARA_API_WORKERS": 2},
+}
+
+
+def selected_modes() -> list[str]:
+    wanted = [m for m in os.environ.get("SAHARA_TEST_MODES", "").split(",") if m]
+    unknown = set(wanted) - set(MODES)
+    if unknown:
+        raise pytest.UsageError(f"unknown mode(s) {sorted(unknown)} in SAHARA_TEST_MODES: use {', '.join(MODES)}")
+    return wanted or list(MODES)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "modes(*names): run this mode-matrix test only in these modes")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "api_mode" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("modes")
+        modes = [m for m in selected_modes() if not marker or m in marker.args]
+        metafunc.parametrize("api_mode", modes)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With SAHARA_TEST_MODES set, run the mode matrix only."""
+    if os.environ.get("SAHARA_TEST_MODES"):
+        keep = [i for i in items if "api_mode" in getattr(i, "fixturenames", ())]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
 
 
 def free_port() -> int:
@@ -196,13 +237,14 @@ def launch(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., P
         port = free_port()
         full_env = {**base_env, "SAHARA_API_PORT": str(port), **{k: str(v) for k, v in env.items()}}
         name = f"{mode}-{len(started)}"
+        serves = mode in SERVING_MODES
         proc = start(
             name,
             [PYTHON, str(LAUNCHER), mode],
             tmp_path / f"{name}.log",
             full_env,
-            cls=Api if mode == "api" else Proc,
-            **({"port": port, "environ": full_env} if mode == "api" else {}),
+            cls=Api if serves else Proc,
+            **({"port": port, "environ": full_env} if serves else {}),
         )
         started.append(proc)
         if wait and isinstance(proc, Api):
@@ -212,6 +254,12 @@ def launch(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., P
     yield _launch
     for proc in reversed(started):
         proc.stop()
+
+
+@pytest.fixture
+def api(launch: Callable[..., Proc], api_mode: str) -> Api:
+    """The API started in one mode of the matrix (see MODES)."""
+    return launch(**MODES[api_mode])
 
 
 @pytest.fixture

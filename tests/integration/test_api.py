@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
+import pytest
 import requests
 
 from conftest import Api
@@ -33,22 +34,19 @@ def hit_every_worker(api: Api, path: str, token: str, workers: int) -> set[int]:
     return pids
 
 
-def test_healthcheck_answers_without_a_token(launch) -> None:
-    api = launch(SAHARA_API_WORKERS=1)
+def test_healthcheck_answers_without_a_token(api: Api) -> None:
     r = get(api, "/healthcheck")
     assert (r.status_code, r.text) == (200, "OK")
 
 
-def test_api_needs_a_token(launch, token: str) -> None:
-    api = launch(SAHARA_API_WORKERS=1)
+def test_api_needs_a_token(api: Api, token: str) -> None:
     assert get(api, "/v2/plugins").status_code == 401
     r = get(api, "/v2/plugins", token)
     assert r.status_code == 200
     assert [p["name"] for p in r.json()["plugins"]] == ["fake"]
 
 
-def test_drain_file_fails_healthcheck_but_keeps_serving(launch, token: str) -> None:
-    api = launch(SAHARA_API_WORKERS=2)
+def test_drain_file_fails_healthcheck_but_keeps_serving(api: Api, token: str) -> None:
     drain = Path(api.environ["SAHARA_API_DRAIN_FILE"])
     drain.touch()
     assert get(api, "/healthcheck").status_code == 503
@@ -57,8 +55,8 @@ def test_drain_file_fails_healthcheck_but_keeps_serving(launch, token: str) -> N
     assert get(api, "/healthcheck").status_code == 200
 
 
-def test_four_workers_all_serve(launch, token: str) -> None:
-    api = launch(SAHARA_API_WORKERS=4)
+@pytest.mark.modes("multi")
+def test_four_workers_all_serve(api: Api, token: str) -> None:
     workers = api.worker_pids()
     assert len(workers) == 4
     served = hit_every_worker(api, "/v2/plugins", token, 4)
@@ -66,8 +64,8 @@ def test_four_workers_all_serve(launch, token: str) -> None:
     assert served == workers
 
 
-def test_workers_never_share_a_db_connection(launch, token: str) -> None:
-    api = launch(SAHARA_API_WORKERS=4)
+@pytest.mark.modes("multi")
+def test_workers_never_share_a_db_connection(api: Api, token: str) -> None:
     hit_every_worker(api, "/v2/clusters", token, 4)
 
     def db_sockets(pid: int) -> set[tuple]:

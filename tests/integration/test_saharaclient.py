@@ -11,10 +11,11 @@ from keystoneauth1 import session as ks_session
 from oslo_config import cfg
 from saharaclient.api.client import ClientV2
 
+from conftest import Api
+
 
 @pytest.fixture
-def client(launch, keystone: ks_session.Session) -> ClientV2:
-    api = launch(SAHARA_API_WORKERS=2)
+def client(api: Api, keystone: ks_session.Session) -> ClientV2:
     return ClientV2(session=keystone, sahara_url=f"{api.url}/v2")
 
 
