@@ -5,7 +5,7 @@
 #   engine       sahara-engine
 #   all-in-one   supervisord running api + engine (one host, `docker run`)
 #   db-sync      sahara-db-manage upgrade head (idempotent)
-#   debug        one process, green threads (not available yet)
+#   debug        refused with one line: `make debug` on a host (needs dev tools)
 #   healthcheck  exit 0 if this container's service is healthy (HEALTHCHECK)
 #   anything else is run as a command, e.g. `bash` or `sahara-db-manage --help`
 #
@@ -65,7 +65,8 @@ case $mode in
         # supervisord (running both) or sahara-db-manage.
         exec python "$APP/sahara_api_launcher.py" "$mode" "$@" ;;
     debug)
-        die "debug mode (one process, green threads) is not in this image yet: use $MODES" ;;
+        # The launcher's debug mode runs under hupper, a dev tool (requirements/dev.txt).
+        die "debug mode (one process, green threads, pdb) is for a host checkout: run \`make debug\` there; this image runs $MODES" ;;
     healthcheck)
         healthcheck ;;
     *)

@@ -97,7 +97,7 @@ def test_configured_by_environment_only(run_container, stack_env: dict[str, str]
         ("engine", "OS_DEFAULT__TRANSPORT_URL", "[DEFAULT] transport_url is not set"),
         ("all-in-one", "OS_KEYSTONE_AUTHTOKEN__AUTH_URL", "OS_KEYSTONE_AUTHTOKEN__AUTH_URL"),
         ("db-sync", "OS_DATABASE__CONNECTION", "OS_DATABASE__CONNECTION"),
-        ("debug", "", "debug mode"),
+        ("debug", "", "make debug"),
         ("bogus", "", "unknown mode 'bogus'"),
     ],
 )
