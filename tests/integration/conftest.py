@@ -31,7 +31,11 @@ STACK = ROOT / "scripts" / "stack.sh"
 STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
 # One line per request, as deploy/uwsgi.ini's log-format writes it.
 # Launcher modes that serve the API over HTTP.
-SERVING_MODES = ("api", "debug", "all-in-one")
+SERVING_MODES = ("api", "debug", "all-in-one", "container")
+# The container mode runs the image `make image` builds, as tests/container does.
+IMAGE = "sahara-api:latest"
+PODMAN_RUN = ["podman", "--runtime", "runc", "run", "--network", "host"]
+PODMAN_RUN += ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
 REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
 
 
@@ -44,6 +48,7 @@ MODES: dict[str, dict[str, str | int]] = {
     "multi": {"mode": "api", "SAHARA_API_WORKERS": 4},
     "debug": {"mode": "debug"},
     "supervisord": {"mode": "all-in-one", "SAHARA_API_WORKERS": 2},
+    "container": {"mode": "container", "SAHARA_API_WORKERS": 2},
 }
 
 
@@ -160,6 +165,54 @@ class Api(Proc):
         raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_text()[-3000:]}")
 
 
+@dataclass
+class ContainerApi(Api):
+    """The image in api mode under `podman run` (popen: the attached client),
+    read-only, as the image's own uid; pid is the uWSGI master on the host."""
+
+    container: str = ""
+
+    @property
+    def pid(self) -> int:
+        out = subprocess.run(["podman", "inspect", "--format", "{{.State.Pid}}", self.container], **QUIET)
+        init = int(out.stdout.strip() or 0)  # tini; the launcher exec'd uWSGI under it
+        children = psutil.Process(init).children() if init else []
+        if not children:
+            raise ProcessLookupError(self.container)
+        return children[0].pid
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        subprocess.run(["podman", "kill", "--signal", str(int(sig)), self.container], **QUIET)
+        try:
+            rc = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        subprocess.run(["podman", "rm", "-f", "-t", "0", self.container], **QUIET)
+        return rc if rc is not None else self.popen.wait(timeout=30)
+
+
+QUIET = {"capture_output": True, "text": True, "timeout": 60}
+
+
+def start_container(name: str, env: dict[str, str], log: Path, tmp_path: Path) -> ContainerApi:
+    """`podman run` of the image with the SAHARA_* knobs of env; the config
+    files and a directory for the drain file are mounted at the same paths."""
+    if subprocess.run(["podman", "image", "exists", IMAGE], **QUIET).returncode != 0:
+        pytest.skip(f"no {IMAGE} image here: run `make image` (make test builds it)")
+    shared = tmp_path / f"{name}-shared"  # readable by the image's uid, unlike tmp_path
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    knobs = {k: v for k, v in env.items() if k.startswith("SAHARA_") and k != "SAHARA_RUN_DIR"}
+    knobs |= {"SAHARA_API_HOST": "127.0.0.1", "SAHARA_API_DRAIN_FILE": str(shared / "drain")}
+    container = f"sahara-{name}-{uuid.uuid4().hex[:6]}"
+    argv = [*PODMAN_RUN, "--name", container, "--read-only", "--tmpfs", "/tmp:rw,mode=1777"]
+    argv += [a for f in [*knobs["SAHARA_CONFIG_FILES"].split(":"), str(shared)] for a in ("-v", f"{f}:{f}:ro")]
+    argv += [a for k, v in knobs.items() for a in ("-e", f"{k}={v}")]
+    proc = start(name, [*argv, IMAGE, "api"], log, dict(os.environ), cls=ContainerApi, container=container)
+    proc.port, proc.environ = int(knobs["SAHARA_API_PORT"]), knobs
+    return proc
+
+
 def start(name: str, argv: list[str], log: Path, env: dict[str, str], cls: type[Proc] = Proc, **extra) -> Proc:
     out = log.open("wb")
     popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT)
@@ -238,14 +291,17 @@ def launch(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., P
         full_env = {**base_env, "SAHARA_API_PORT": str(port), **{k: str(v) for k, v in env.items()}}
         name = f"{mode}-{len(started)}"
         serves = mode in SERVING_MODES
-        proc = start(
-            name,
-            [PYTHON, str(LAUNCHER), mode],
-            tmp_path / f"{name}.log",
-            full_env,
-            cls=Api if serves else Proc,
-            **({"port": port, "environ": full_env} if serves else {}),
-        )
+        if mode == "container":
+            proc = start_container(name, full_env, tmp_path / f"{name}.log", tmp_path)
+        else:
+            proc = start(
+                name,
+                [PYTHON, str(LAUNCHER), mode],
+                tmp_path / f"{name}.log",
+                full_env,
+                cls=Api if serves else Proc,
+                **({"port": port, "environ": full_env} if serves else {}),
+            )
         started.append(proc)
         if wait and isinstance(proc, Api):
             proc.wait_ready()
