@@ -68,23 +68,26 @@ def test_pdb_and_reload_in_a_terminal(base_env: dict[str, str], sahara_conf: Pat
         term.sendline("p environ['PATH_INFO']")
         term.expect_exact("'/v2/plugins'")
         term.sendline("c")
+        term.expect('"GET /v2/plugins HTTP/1.1" 200')  # reading the terminal also keeps its buffer from filling
         request.join(timeout=60)
         assert answers and answers[0].status_code == 200
         assert answers[0].headers["X-Code-Version"] == "1"
 
-        module.write_text(FILTER.format(version="2"))  # a code change
-        term.expect("changed; reloading")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                r = requests.get(url, headers=headers, timeout=5)
-                if r.headers.get("X-Code-Version") == "2":
-                    break
-            except requests.RequestException:
-                pass
+        # A code change, rewritten until hupper reacts (it may not watch the file yet).
+        deadline, version, reloaded = time.monotonic() + 90, "1", False
+        while version != "2":
             assert time.monotonic() < deadline, "the changed code was not reloaded"
-            time.sleep(0.2)
-        assert r.status_code == 200
+            if not reloaded:
+                module.write_text(FILTER.format(version="2"))
+            for _ in range(10):
+                reloaded |= term.expect(["changed; reloading", pexpect.TIMEOUT], timeout=0.2) == 0
+                try:
+                    version = requests.get(url, headers=headers, timeout=5).headers.get("X-Code-Version", "")
+                except requests.RequestException:
+                    continue
+                if version == "2":
+                    break
+        assert reloaded, "hupper logged the reload"
     finally:
         term.kill(15)
         term.expect(pexpect.EOF)

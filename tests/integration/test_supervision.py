@@ -1,6 +1,7 @@
 """Signals, graceful stop, respawn and reload under load, for our uWSGI
 configuration and, in the same run, for Sahara's own launcher (`upstream`).
-Each test prints its figures; timing bounds are generous on purpose."""
+Each test prints its figures for docs/signals.md; the bars are asserted for
+ours only (upstream is measured, not judged). Timing bounds are generous."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from conftest import Api
 from load import Load
 from slow_engine import ENGINE_ANSWER
 
@@ -24,6 +26,10 @@ ACCEPTED = 0.05
 def scale(url: str, token: str, cluster_id: str) -> requests.Response:
     body = {"resize_node_groups": [{"name": "workers", "count": 2}]}
     return requests.put(f"{url}/v2/clusters/{cluster_id}", json=body, headers={"X-Auth-Token": token}, timeout=60)
+
+
+def ours(api: Api) -> bool:
+    return not api.name.startswith("upstream")
 
 
 def wait_for(predicate, timeout: float, step: float = 0.002) -> float:
@@ -46,11 +52,13 @@ def test_sigterm_lets_in_flight_requests_finish(server, slow_engine, make_cluste
         time.sleep(0.5)
         t_signal = time.monotonic()
         api.send(signal.SIGTERM)
-        rc = api.wait(timeout=60)
+        rc = api.wait(timeout=90)  # upstream may take oslo.service's graceful_shutdown_timeout (60 s)
         exit_after = time.monotonic() - t_signal
         answers = [f.result() for f in slow]
     failed = load.failed(started_before=t_signal - ACCEPTED)
     print(f"\n[R1 {api.name}] exit {rc} after {exit_after:.2f} s; load: {load.summary()}; failed before: {len(failed)}")
+    if not ours(api):
+        return
     assert rc == 0
     assert failed == []
     assert all(r.status_code == 400 and ENGINE_ANSWER in r.text for r in answers), "slow requests completed"
@@ -68,6 +76,8 @@ def test_killed_worker_is_replaced(server, token) -> None:
         respawn = wait_for(lambda: len(api.worker_pids() - {victim}) == len(workers), timeout=10)
         time.sleep(0.5)
     print(f"\n[R2 {api.name}] worker replaced in {respawn * 1000:.0f} ms; load: {load.summary()}")
+    if not ours(api):
+        return
     assert respawn < 1.0
     assert len(load.failed()) <= load.clients, "only requests in flight on the killed worker may fail"
 
@@ -79,12 +89,14 @@ def test_sighup_reload_loses_nothing(server, token) -> None:
     with Load(api.url, token) as load:
         load.warm()
         api.send(signal.SIGHUP)
-        if api.name.startswith("api"):
+        if ours(api):
             reload = wait_for(lambda: len(api.worker_pids() - before) == len(before), timeout=60, step=0.01)
         else:
             reload = 0.0  # upstream re-reads its config in place; no worker restarts
         time.sleep(2)
     print(f"\n[R4 {api.name}] workers renewed in {reload:.2f} s; load: {load.summary()}")
+    if not ours(api):
+        return
     assert load.failed() == []
     assert api.popen.poll() is None, "still running after HUP"
 
