@@ -376,12 +376,17 @@ def slow_engine(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[[float],
 
 
 @pytest.fixture
-def make_cluster(sahara_conf: Path, project_id: str) -> Callable[[], str]:
-    """A cluster row (Active, fake plugin) created through Sahara's conductor."""
+def make_cluster(sahara_conf: Path, project_id: str) -> Iterator[Callable[[], str]]:
+    """A cluster row (Active, fake plugin) created through Sahara's conductor,
+    destroyed the same way after the test."""
+    base = [PYTHON, str(HERE / "make_cluster.py"), "--config-file", str(sahara_conf), "--project-id", project_id]
+    made: list[str] = []
 
     def _make() -> str:
-        argv = [PYTHON, str(HERE / "make_cluster.py"), "--config-file", str(sahara_conf), "--project-id", project_id]
-        out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60)
-        return out.stdout.strip().splitlines()[-1]
+        out = subprocess.run(base, check=True, capture_output=True, text=True, timeout=60)
+        made.append(out.stdout.strip().splitlines()[-1])
+        return made[-1]
 
-    return _make
+    yield _make
+    if made:
+        subprocess.run([*base, "--delete", *made], check=True, capture_output=True, timeout=60)
