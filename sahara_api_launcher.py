@@ -87,6 +87,20 @@ def resolve_workers(knobs: dict[str, str], conf: ConfigOpts, files: list[str]) -
     return whole_number(where, raw, 1, 512)
 
 
+def check_server_knobs(knobs: dict[str, str]) -> None:
+    """The numeric knobs of deploy/defaults.env; derives uWSGI's recycling step."""
+    whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
+    whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
+    max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
+    knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))
+    whole_number("SAHARA_API_MAX_RSS_MB", knobs["SAHARA_API_MAX_RSS_MB"], 1, 10**6)
+    timeout = whole_number("SAHARA_API_TIMEOUT", knobs["SAHARA_API_TIMEOUT"], 1, 86400)
+    if whole_number("SAHARA_API_STOP_TIMEOUT", knobs["SAHARA_API_STOP_TIMEOUT"], 1, 86400) <= timeout:
+        raise StartupError(
+            "SAHARA_API_STOP_TIMEOUT must be above SAHARA_API_TIMEOUT, or stops kill requests still running: raise it"
+        )
+
+
 def make_run_dir(path: str) -> None:
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -194,20 +208,10 @@ def main(argv: list[str]) -> None:
         cmd = command(mode, files, knobs)
         if mode == "debug":
             check_debug_workers(knobs, conf)
+        if mode == "api":
+            knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
         if mode in ("api", "debug"):
-            if mode == "api":
-                knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
-            whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
-            whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
-            max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
-            knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))
-            whole_number("SAHARA_API_MAX_RSS_MB", knobs["SAHARA_API_MAX_RSS_MB"], 1, 10**6)
-            timeout = whole_number("SAHARA_API_TIMEOUT", knobs["SAHARA_API_TIMEOUT"], 1, 86400)
-            if whole_number("SAHARA_API_STOP_TIMEOUT", knobs["SAHARA_API_STOP_TIMEOUT"], 1, 86400) <= timeout:
-                raise StartupError(
-                    "SAHARA_API_STOP_TIMEOUT must be above SAHARA_API_TIMEOUT, or stops kill requests still running: "
-                    "raise it"
-                )
+            check_server_knobs(knobs)
             check_port(knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"])
         if mode in ("api", "all-in-one"):
             make_run_dir(knobs["SAHARA_RUN_DIR"])

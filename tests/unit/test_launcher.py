@@ -63,3 +63,12 @@ def test_each_mode_execs_its_service() -> None:
     assert launcher.command("engine", files, knobs)[0].endswith("/sahara-engine")
     assert launcher.command("db-sync", files, knobs)[-2:] == ["upgrade", "head"]
     assert launcher.command("debug", files, knobs)[-2:] == ["-m", "sahara_wsgi_entry"]
+
+
+def test_stop_timeout_must_exceed_request_timeout() -> None:
+    knobs = settings({"SAHARA_API_TIMEOUT": "90", "SAHARA_API_STOP_TIMEOUT": "90"})
+    with pytest.raises(StartupError, match="SAHARA_API_STOP_TIMEOUT must be above"):
+        launcher.check_server_knobs(knobs)
+    knobs = settings({"SAHARA_API_MAX_REQUESTS": "1000"})
+    launcher.check_server_knobs(knobs)
+    assert knobs["SAHARA_API_MAX_REQUESTS_STEP"] == "100"
