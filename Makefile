@@ -14,7 +14,7 @@ PYTEST := .venv/bin/pytest
 # pytest arguments, e.g. make test PYTEST_ARGS='-k slow'
 PYTEST_ARGS ?=
 
-.PHONY: help run test unit-test integration-test lint lock stack-down
+.PHONY: help run test unit-test integration-test bench lint lock stack-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ unit-test: .venv/.installed ## Unit tests only (no services)
 
 integration-test: .venv/.installed ## Integration tests only (brings the stack up and down)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
+
+bench: .venv/.installed ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~15 min; BENCH_QUICK=1: <3 min)
+	.venv/bin/python -m bench
 
 lint: .venv/.installed ## ruff and shellcheck
 	.venv/bin/ruff check .

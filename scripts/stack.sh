@@ -106,9 +106,10 @@ start_rabbitmq() {
     if ! $SUDO rabbitmqctl -q list_users | grep -q '^sahara\b'; then
         $SUDO rabbitmqctl -q add_user sahara "$DEV_PASSWORD" >/dev/null
     fi
-    # The tests use their own vhost: a `make run` engine never answers their RPCs.
+    # The tests and `make bench` use their own vhosts: a `make run` engine (or a
+    # test's engine) never answers their RPCs.
     local vhost
-    for vhost in / sahara-test; do
+    for vhost in / sahara-test sahara-bench; do
         $SUDO rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || true
         $SUDO rabbitmqctl -q set_permissions -p "$vhost" sahara '.*' '.*' '.*' >/dev/null
     done
