@@ -15,6 +15,7 @@ Environment (defaults in deploy/defaults.env):
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -101,4 +102,9 @@ except ImportError:
 
 if uwsgi is not None:
     application = build_application()
+    # The workers fork from here. Frozen objects are never scanned by the
+    # collector, whose passes would otherwise write to every page of them
+    # and un-share what the master loaded (copy-on-write).
+    gc.collect()
+    gc.freeze()
     uwsgi.post_fork_hook = _after_fork
