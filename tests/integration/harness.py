@@ -102,7 +102,9 @@ class Api(Proc):
             try:
                 if requests.get(f"{self.url}/healthcheck", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            # uWSGI listens before its workers are up: on a busy machine the
+            # first probe waits in the backlog longer than its timeout.
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_text()[-3000:]}")
