@@ -5,7 +5,8 @@ Knobs (environment):
   BENCH_QUICK=1        a < 3 min run that checks the harness, not the numbers
   BENCH_OUT=DIR        where results.json, benchmarks.md and the PNGs go
                        (default docs/ for the full run, .bench/quick for the quick one)
-  BENCH_CONTENDERS     e.g. ours-4,upstream-4 (default: see PLANS)
+  BENCH_CONTENDERS     e.g. ours-4,upstream-4 (default: see FULL and QUICK below)
+  BENCH_SECONDS        length of each wrk run
   BENCH_OURS_ENV       extra environment for our contenders, e.g. "UWSGI_THUNDER_LOCK=1"
                        (uWSGI reads UWSGI_<OPTION> variables): how docs/tuning.md A/B runs knobs
 """
@@ -31,7 +32,8 @@ from harness import ROOT, Api, Proc, keystone_session, read_openrc, start
 from workload import slow_mix
 
 BENCH_PROJECT = "sahara-bench"  # its own Keystone project: a fixed number of clusters
-VHOST = "sahara-bench"  # its own RabbitMQ vhost (scripts/stack.sh creates it)
+VHOST = "sahara-bench"
+FIRST_BURST, WARM = "first burst after start", "warm"  # its own RabbitMQ vhost (scripts/stack.sh creates it)
 HERE = ROOT / "tests" / "integration"
 
 
@@ -50,6 +52,7 @@ class Plan:
     p1_slow: int
     p1_delay: float
     p1_contenders: str
+    profile_runs: int  # requests per path in the in-process profile
 
 
 FULL = Plan(
@@ -67,6 +70,7 @@ FULL = Plan(
     p1_slow=16,
     p1_delay=2.0,
     p1_contenders="upstream-4,ours-4",
+    profile_runs=200,
 )
 QUICK = Plan(
     contenders="upstream-2,ours-2",
@@ -80,8 +84,9 @@ QUICK = Plan(
     kills=1,
     extra_cold_starts=0,
     p1_slow=4,
-    p1_delay=1.0,
+    p1_delay=2.0,
     p1_contenders="upstream-2,ours-2",
+    profile_runs=30,
 )
 
 
@@ -249,11 +254,12 @@ class Bench:
             self.results["cold_start"].append({"contender": c.name, "seconds": round(cold, 3)})
             say(f"{c.name}: cold start again: first 200 after {cold:.2f} s")
 
-    def slow(self, c: Contender, api: Api, into: list, slow: int) -> None:
+    def slow(self, c: Contender, api: Api, into: list, slow: int, run: str = "") -> None:
         mix = slow_mix(api.url, self.stack.token, self.stack.cluster_id, slow, self.plan.fast_interval)
         fast = [r.seconds * 1000 for r in mix.fast]
         row = {
             "contender": c.name,
+            "run": run,
             "delay_s": self.engine.delay,
             "slow": slow,
             "slow_total_s": round(mix.total, 3),
@@ -269,7 +275,8 @@ class Bench:
         }
         into.append(row)
         say(
-            f"{c.name}: {slow} slow requests ({self.engine.delay:g} s RPC) done in {row['slow_total_s']} s "
+            f"{c.name}: {run + ': ' if run else ''}{slow} slow requests ({self.engine.delay:g} s RPC) "
+            f"done in {row['slow_total_s']} s "
             f"(max {row['slow_max_s']} s, {row['slow_errors']} errors); {row['fast']} fast GETs meanwhile "
             f"p50 {row['fast_p50_ms']} ms p99 {row['fast_p99_ms']} ms ({row['fast_errors']} errors)"
         )
@@ -282,8 +289,20 @@ class Bench:
             self.results["unexpected_deaths"].append({"contender": c.name, "count": deaths - kills})
             say(f"{c.name}: WARNING {deaths - kills} worker death(s) not caused by the benchmark (see {api.log})")
 
+    def profile(self) -> None:
+        say("profile: CPU per request in-process, no HTTP server (bench/profile_app.py)")
+        env = {**os.environ, "SAHARA_CONFIG_FILES": str(self.stack.conf), "SAHARA_API_DRAIN_FILE": str(self.workdir)}
+        argv = [sys.executable, "-m", "bench.profile_app", str(self.plan.profile_runs), self.stack.token]
+        argv += ["/v2/plugins", "/v2/clusters"]
+        out = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+        self.results["profile"] = json.loads(out.stdout.strip().splitlines()[-1])
+        for path, r in self.results["profile"].items():
+            top = ", ".join(f"{k} {v:.0%}" for k, v in list(r["shares"].items())[:3])
+            say(f"profile: GET {path} {r['cpu_ms_per_req']} ms CPU per request ({top})")
+
     def run(self) -> None:
         p = self.plan
+        self.profile()
         self.engine = SlowEngine(self.stack.conf, p.slow_delay, self.workdir)
         try:
             for c in parse(p.contenders):
@@ -296,7 +315,10 @@ class Bench:
             for c in parse(p.p1_contenders):
                 api, _ = self.start(c)
                 try:
-                    self.slow(c, api, self.results["p1"], p.p1_slow)
+                    # Each worker's first RPC also sets up its reply queue on
+                    # RabbitMQ: the first burst shows that, the second the steady state.
+                    self.slow(c, api, self.results["p1"], p.p1_slow, FIRST_BURST)
+                    self.slow(c, api, self.results["p1"], p.p1_slow, WARM)
                 finally:
                     api.stop()
         finally:
@@ -306,9 +328,11 @@ class Bench:
 def main() -> None:
     quick = os.environ.get("BENCH_QUICK") == "1"
     plan = QUICK if quick else FULL
+    if os.environ.get("BENCH_SECONDS"):
+        plan = Plan(**{**asdict(plan), "seconds": float(os.environ["BENCH_SECONDS"])})
     if os.environ.get("BENCH_CONTENDERS"):
-        plan = Plan(**{**asdict(plan), "contenders": os.environ["BENCH_CONTENDERS"], "p1_contenders": ""})
-        plan = Plan(**{**asdict(plan), "p1_contenders": ",".join(x for x in plan.contenders.split(",") if "-4" in x)})
+        names = os.environ["BENCH_CONTENDERS"]
+        plan = Plan(**{**asdict(plan), "contenders": names, "p1_contenders": names})
     out = Path(os.environ.get("BENCH_OUT") or (ROOT / (".bench/quick" if quick else "docs"))).resolve()
     ours_env = dict(x.split("=", 1) for x in shlex.split(os.environ.get("BENCH_OURS_ENV", "")))
     t0 = time.monotonic()

@@ -65,7 +65,7 @@ def pss_mib(procs: list[psutil.Process]) -> float:
 def wrk(url: str, token: str, connections: int, seconds: float, close: bool, leader: Proc) -> dict:
     """One wrk run; adds the API's CPU per request and how busy the machine was."""
     threads = min(2, connections)
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA)]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(LUA)]
     argv += ["-H", f"X-Auth-Token: {token}"]
     if close:
         argv += ["-H", "Connection: close"]
