@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import threading
@@ -90,6 +91,19 @@ def wrk(url: str, token: str, connections: int, seconds: float, close: bool, lea
         "machine_busy": round((busy1 - busy0) / max(all1 - all0, 1), 3),
         "loadavg": load0,
     }
+
+
+def listening(port: int, t0: float, proc: Proc, limit: float = 90) -> float:
+    """Seconds from t0 until something accepts TCP connections on the port."""
+    while time.monotonic() - t0 < limit:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_text()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return time.monotonic() - t0
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"{proc.name}: nothing listens on {port} after {limit} s")
 
 
 def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) -> float:
