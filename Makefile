@@ -34,7 +34,7 @@ unit-test: .venv/.installed ## Unit tests only (no services)
 integration-test: .venv/.installed ## Integration tests only (brings the stack up and down)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
-bench: .venv/.installed ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~15 min; BENCH_QUICK=1: <3 min)
+bench: .venv/.installed ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~10 min; BENCH_QUICK=1: ~1.5 min)
 	.venv/bin/python -m bench
 
 lint: .venv/.installed ## ruff and shellcheck

@@ -380,6 +380,7 @@ def plots(res: Results, out: Path) -> list[str]:
                     )
         ax.set_title(f"GET {path}, {conns} connections")
         ax.set_xlabel("workers (SAHARA_API_WORKERS / api_workers)")
+        ax.set_xticks(sorted({c.workers for c in res.contenders}))
         ax.set_ylabel("req/s")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
@@ -420,13 +421,15 @@ def plots(res: Results, out: Path) -> list[str]:
     mem = [(c, m) for c, m in mem if m]
     xs = range(len(mem))
     ax.bar([x - 0.2 for x in xs], [m["idle_mib"] for _, m in mem], 0.4, label="idle", color="tab:gray")
-    ax.bar(
-        [x + 0.2 for x in xs],
-        [m["after_load_mib"] for _, m in mem],
-        0.4,
-        label="after load",
-        color=[colors[c.kind] for c, _ in mem],
-    )
+    for kind in ("upstream", "ours"):
+        mine = [(x, m) for x, (c, m) in zip(xs, mem, strict=True) if c.kind == kind]
+        ax.bar(
+            [x + 0.2 for x, _ in mine],
+            [m["after_load_mib"] for _, m in mine],
+            0.4,
+            label=f"after load ({kind})",
+            color=colors[kind],
+        )
     ax.set_xticks(list(xs), [c.name for c, _ in mem])
     ax.set_ylabel("total PSS of all API processes (MiB)")
     ax.legend()
