@@ -143,11 +143,21 @@ class Stack:
         openrc = read_openrc()
         self.project_id = ensure_project(openrc)
         self.token = keystone_session(openrc, BENCH_PROJECT).get_token()
+        self.clusters = clusters
         say(f"stack: project {BENCH_PROJECT} with {clusters} clusters")
+        self.ensure_clusters()
+
+    def ensure_clusters(self) -> None:
+        """Create clusters until the project has its number again (other test runs may wipe the table)."""
         argv = [sys.executable, str(HERE / "make_cluster.py"), "--config-file", str(self.conf)]
-        argv += ["--project-id", self.project_id, "--at-least", str(clusters)]
+        argv += ["--project-id", self.project_id, "--at-least", str(self.clusters)]
         out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120)
         self.cluster_id = out.stdout.strip().splitlines()[-1]
+
+    def count_clusters(self, api: Api) -> int:
+        r = requests.get(f"{api.url}/v2/clusters", headers={"X-Auth-Token": self.token}, timeout=30)
+        r.raise_for_status()
+        return len(r.json()["clusters"])
 
 
 def ensure_project(openrc: dict[str, str]) -> str:
@@ -222,8 +232,13 @@ class Bench:
             for path, levels in (("/v2/plugins", p.plugins_concurrency), ("/v2/clusters", p.clusters_concurrency)):
                 for close in (True, False):
                     for conns in levels:
+                        if path == "/v2/clusters" and self.stack.count_clusters(api) != p.clusters:
+                            say(f"stack: the clusters of {BENCH_PROJECT} changed under us; making {p.clusters} again")
+                            self.stack.ensure_clusters()
                         r = measure.wrk(f"{api.url}{path}", token, conns, p.seconds, close, api)
                         row = {"contender": c.name, "path": path, "close": close, "connections": conns, **r}
+                        if path == "/v2/clusters":
+                            row["clusters_after"] = self.stack.count_clusters(api)
                         self.results["cpu"].append(row)
                         say(
                             f"{c.name}: GET {path} c={conns} {'close' if close else 'keep-alive'}: "
@@ -257,6 +272,8 @@ class Bench:
             say(f"{c.name}: cold start again: first 200 after {cold:.2f} s")
 
     def slow(self, c: Contender, api: Api, into: list, slow: int, run: str = "") -> None:
+        if self.stack.count_clusters(api) != self.plan.clusters:
+            self.stack.ensure_clusters()  # the scale requests need their cluster
         mix = slow_mix(api.url, self.stack.token, self.stack.cluster_id, slow, self.plan.fast_interval)
         fast = [r.seconds * 1000 for r in mix.fast]
         row = {

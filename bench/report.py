@@ -245,6 +245,15 @@ def cpu_section(res: Results) -> str:
                                 fmt(ratio(a["api_cpu_ms_per_req"], b["api_cpu_ms_per_req"]), 2),
                             ]
                         )
+    wrong = [
+        r for r in d["cpu"] if r.get("clusters_after", d["meta"]["plan"]["clusters"]) != d["meta"]["plan"]["clusters"]
+    ]
+    if wrong:
+        out.append(
+            "\n**Warning**: the number of clusters changed during "
+            + ", ".join(f"{r['contender']} c={r['connections']}" for r in wrong)
+            + " (another job wiped the clusters table): those `/v2/clusters` rows are not comparable.\n"
+        )
     out.append("\n#### Ratios ours / upstream\n\n")
     out.append(table(["pair", "request", "conns", "req/s", "p99", "API CPU per request"], ratios))
     return "".join(out)
