@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 MODE ?=
 SAHARA_TEST_MODES := $(MODE)
 
-.PHONY: help run debug test unit-test integration-test image image-test chart chart-test lint lock stack-down
+.PHONY: help run debug test unit-test integration-test image image-test chart chart-test bench lint lock stack-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ unit-test: .venv/.installed ## Unit tests only (no services)
 
 integration-test: .venv/.installed ## Integration tests only (brings the stack up and down)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
+
+bench: .venv/.installed ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~10 min; BENCH_QUICK=1: ~1.5 min)
+	.venv/bin/python -m bench
 
 image: ## Build the sahara-api image (deploy/Dockerfile) with podman; makes the Debian base if missing
 	scripts/image.sh

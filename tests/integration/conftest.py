@@ -1,42 +1,39 @@
 """Fixtures that own real processes: the local stack (once per session), API
 servers, engines. Every process runs in its own process group and is killed
-with its group at teardown, whatever the test did."""
+with its group at teardown, whatever the test did (harness.py, shared with
+the benchmark in bench/)."""
 
 from __future__ import annotations
 
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
-import requests
 from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 
-ROOT = Path(__file__).resolve().parents[2]
+# Re-exported: the test modules import Api and Proc from here.
+from harness import ROOT, Api, Proc, free_port, keystone_session, read_openrc, start
+
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable  # the .venv's python: the launcher execs its siblings
 LAUNCHER = ROOT / "sahara_api_launcher.py"
 STACK = ROOT / "scripts" / "stack.sh"
 # The tests stop only what they started, not what a `make run` started.
 STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
-# One line per request, as deploy/uwsgi.ini's log-format writes it.
 # Launcher modes that serve the API over HTTP.
 SERVING_MODES = ("api", "debug", "all-in-one", "container")
 # The container mode runs the image `make image` builds, as tests/container does.
 IMAGE = "sahara-api:latest"
 PODMAN_RUN = ["podman", "--runtime", "runc", "run", "--network", "host"]
 PODMAN_RUN += ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
-REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
 
 
 # The modes the API runs in. A test that takes the `api` fixture runs once per
@@ -77,92 +74,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         keep = [i for i in items if "api_mode" in getattr(i, "fixturenames", ())]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Proc:
-    """A process group started by a test; `stop` always leaves nothing behind."""
-
-    name: str
-    popen: subprocess.Popen
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def send(self, sig: int) -> None:
-        os.kill(self.pid, sig)
-
-    def wait(self, timeout: float) -> int:
-        return self.popen.wait(timeout=timeout)
-
-    def leftovers(self) -> list[psutil.Process]:
-        """Processes still alive in this process's session (it is their leader)."""
-        alive = []
-        for p in psutil.process_iter():
-            try:
-                if os.getsid(p.pid) == self.pid:
-                    alive.append(p)
-            except OSError:
-                pass
-        return alive
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
-        """Signal the leader, then SIGKILL the whole group if it lingers."""
-        rc = self.popen.poll()
-        if rc is None:
-            try:
-                self.send(sig)
-                rc = self.popen.wait(timeout=timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                rc = None
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if rc is None:
-            rc = self.popen.wait(timeout=10)
-        return rc
-
-
-@dataclass
-class Api(Proc):
-    port: int = 0
-    environ: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def worker_pids(self) -> set[int]:
-        return {p.pid for p in psutil.Process(self.pid).children()}
-
-    def served_by(self) -> list[tuple[int, str, str]]:
-        """(worker pid, method, path) of every request in uWSGI's request log."""
-        return [(int(m[4]), m[1], m[2]) for m in REQUEST_LOG.finditer(self.log_text())]
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/healthcheck", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:  # refused, reset or slow: not ready yet
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_text()[-3000:]}")
 
 
 @dataclass
@@ -213,13 +124,6 @@ def start_container(name: str, env: dict[str, str], log: Path, tmp_path: Path) -
     return proc
 
 
-def start(name: str, argv: list[str], log: Path, env: dict[str, str], cls: type[Proc] = Proc, **extra) -> Proc:
-    out = log.open("wb")
-    popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT)
-    out.close()
-    return cls(name=name, popen=popen, log=log, **extra)
-
-
 @pytest.fixture(scope="session")
 def stack() -> Iterator[None]:
     """The local stack, brought up by the same script as `make run`."""
@@ -242,21 +146,12 @@ def sahara_conf(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="session")
 def openrc(stack: None) -> dict[str, str]:
-    text = (ROOT / "openrc").read_text()
-    return dict(re.findall(r"^export (\w+)=(.*)$", text, re.M))
+    return read_openrc()
 
 
 @pytest.fixture(scope="session")
 def keystone(openrc: dict[str, str]) -> ks_session.Session:
-    auth = v3.Password(
-        auth_url=openrc["OS_AUTH_URL"],
-        username=openrc["OS_USERNAME"],
-        password=openrc["OS_PASSWORD"],
-        project_name=openrc["OS_PROJECT_NAME"],
-        user_domain_name=openrc["OS_USER_DOMAIN_NAME"],
-        project_domain_name=openrc["OS_PROJECT_DOMAIN_NAME"],
-    )
-    return ks_session.Session(auth=auth)
+    return keystone_session(openrc)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ ends with a 400 right after its synchronous RPC to the engine.
 
     python make_cluster.py --config-file sahara.conf --project-id ID  -> prints the id
     python make_cluster.py --config-file sahara.conf --project-id ID --delete ID...
+    ... --at-least N   only create clusters until the project has N (the benchmark's fixed data set)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def main() -> None:
     parser.add_argument("--config-file", required=True)
     parser.add_argument("--project-id", required=True)
     parser.add_argument("--delete", nargs="+", metavar="ID", help="destroy these clusters instead")
+    parser.add_argument("--at-least", type=int, default=0)
     args = parser.parse_args()
     cfg.CONF(args=[], project="sahara", default_config_files=[args.config_file])
     context.set_ctx(context.Context(tenant_id=args.project_id, is_admin=True))
@@ -29,19 +31,28 @@ def main() -> None:
         for cluster_id in args.delete:
             conductor.API.cluster_destroy(context.ctx(), cluster_id)
         return
+    mine = conductor.API.cluster_get_all(context.ctx(), tenant_id=args.project_id) if args.at_least else []
+    existing = [c.id for c in mine]
+    missing = args.at_least - len(existing) if args.at_least else 1
+    for _ in range(max(missing, 0)):
+        existing.append(make_one(args.project_id))
+    print(existing[-1])
+
+
+def make_one(project_id: str) -> str:
     cluster = conductor.API.cluster_create(
         context.ctx(),
         {
             "name": f"scale-test-{uuid.uuid4().hex[:8]}",
             "plugin_name": "fake",
             "hadoop_version": "0.1",
-            "tenant_id": args.project_id,
+            "tenant_id": project_id,
             "status": "Active",
             "sahara_info": {"infrastructure_engine": "legacy.0.0"},
             "node_groups": [{"name": "workers", "flavor_id": "42", "node_processes": ["datanode"], "count": 1}],
         },
     )
-    print(cluster.id)
+    return cluster.id
 
 
 if __name__ == "__main__":

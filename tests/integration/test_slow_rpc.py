@@ -10,55 +10,15 @@ takes ~4 delays, the concurrent one ~1.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from slow_engine import ENGINE_ANSWER
+from workload import fast_get, slow_mix
 
 DELAY = 2.0
 SLOW = 4  # concurrent scale requests
-
-
-def scale(url: str, token: str, cluster_id: str) -> tuple[float, requests.Response]:
-    t0 = time.monotonic()
-    r = requests.put(
-        f"{url}/v2/clusters/{cluster_id}",
-        json={"resize_node_groups": [{"name": "workers", "count": 2}]},
-        headers={"X-Auth-Token": token},
-        timeout=60,
-    )
-    return time.monotonic() - t0, r
-
-
-def fast_get(url: str, token: str) -> float:
-    t0 = time.monotonic()
-    r = requests.get(f"{url}/v2/plugins", headers={"X-Auth-Token": token}, timeout=60)
-    assert r.status_code == 200
-    return time.monotonic() - t0
-
-
-def run_scenario(url: str, token: str, cluster_id: str) -> tuple[float, list[float], list[float]]:
-    """SLOW concurrent scale requests; fast GETs every 0.1 s meanwhile."""
-    with ThreadPoolExecutor(SLOW + 8) as pool:
-        # Warm every worker/thread first: its first request fetches keystonemiddleware's own token.
-        list(pool.map(lambda _: fast_get(url, token), range(16)))
-        t0 = time.monotonic()
-        slow = [pool.submit(scale, url, token, cluster_id) for _ in range(SLOW)]
-        time.sleep(0.2)  # the slow ones are in flight
-        fast = []
-        while not all(f.done() for f in slow) and time.monotonic() - t0 < 60:
-            fast.append(pool.submit(fast_get, url, token))
-            time.sleep(0.1)
-        results = [f.result() for f in slow]
-        total = time.monotonic() - t0
-        fast_latencies = [f.result() for f in fast]
-    for _, r in results:
-        # 400 right after the round trip: the engine's answer is in the message.
-        assert r.status_code == 400 and ENGINE_ANSWER in r.text, r.text
-    return total, sorted(d for d, _ in results), fast_latencies
 
 
 @pytest.mark.parametrize(
@@ -73,7 +33,15 @@ def run_scenario(url: str, token: str, cluster_id: str) -> tuple[float, list[flo
 def test_slow_engine_rpc(launch, slow_engine, make_cluster, token, server, slow_concurrent, fast_unblocked) -> None:
     slow_engine(DELAY)
     api = launch(**server)
-    total, slow, fast = run_scenario(api.url, token, make_cluster())
+    # Warm every worker and thread: a worker's first request fetches keystonemiddleware's own token.
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda _: fast_get(api.url, token), range(16)))
+    mix = slow_mix(api.url, token, make_cluster(), SLOW)
+    for r in mix.slow:
+        # 400 right after the round trip: the engine's answer is in the message.
+        assert r.status == 400 and ENGINE_ANSWER in r.body, r.body
+    assert all(r.status == 200 for r in mix.fast)
+    total, slow, fast = mix.total, sorted(r.seconds for r in mix.slow), [r.seconds for r in mix.fast]
     print(
         f"{server}: {SLOW} slow requests done in {total:.2f} s "
         f"(each {', '.join(f'{d:.2f}' for d in slow)} s); {len(fast)} fast GETs meanwhile, "

@@ -1,0 +1,233 @@
+"""Measurements taken from outside the servers: wrk runs, CPU and PSS from
+/proc, cold start, and respawn after kill -9 of a worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import requests
+
+from harness import Proc
+
+LUA = Path(__file__).with_name("report.lua")
+# A task blocked in one of these waits for a connection (or its accept lock).
+ACCEPT_WAITS = {"43", "288", "232", "281", "7", "271", "23", "270"}  # accept, accept4, epoll_wait, epoll_pwait, poll...
+
+
+def session_procs(leader: Proc) -> list[psutil.Process]:
+    return leader.leftovers()
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def pss_mib(procs: list[psutil.Process]) -> float:
+    """Total proportional set size of the processes, from /proc/PID/smaps_rollup."""
+    kib = 0
+    for p in procs:
+        try:
+            for line in Path(f"/proc/{p.pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    kib += int(line.split()[1])
+        except OSError:
+            pass
+    return round(kib / 1024, 1)
+
+
+def wrk(url: str, token: str, connections: int, seconds: float, close: bool, leader: Proc) -> dict:
+    """One wrk run; adds the API's CPU per request and how busy the machine was."""
+    threads = min(2, connections)
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(LUA)]
+    argv += ["-H", f"X-Auth-Token: {token}"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    procs = session_procs(leader)
+    cpu0, (busy0, all0), load0 = cpu_seconds(procs), machine_busy(), loadavg()
+    out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    cpu1, (busy1, all1) = cpu_seconds(procs), machine_busy()
+    line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
+    r = json.loads(line.removeprefix("BENCH_JSON "))
+    secs = r["duration_us"] / 1e6
+    errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["status_errors"] + r["timeouts"]
+    return {
+        "rps": round(r["requests"] / secs, 1),
+        "requests": r["requests"],
+        "errors": errors,
+        "error_detail": {k: r[k] for k in r if k.endswith("errors") or k == "timeouts"},
+        "p50_ms": r["p50_us"] / 1000,
+        "p90_ms": r["p90_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "max_ms": r["max_us"] / 1000,
+        "api_cpu_ms_per_req": round(1000 * (cpu1 - cpu0) / max(r["requests"], 1), 2),
+        "machine_busy": round((busy1 - busy0) / max(all1 - all0, 1), 3),
+        "loadavg": load0,
+    }
+
+
+def listening(port: int, t0: float, proc: Proc, limit: float = 90) -> float:
+    """Seconds from t0 until something accepts TCP connections on the port."""
+    while time.monotonic() - t0 < limit:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_text()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return time.monotonic() - t0
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"{proc.name}: nothing listens on {port} after {limit} s")
+
+
+def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) -> float:
+    """Seconds from t0 until GET url answers 200 (polled every 10 ms)."""
+    while time.monotonic() - t0 < limit:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_text()[-3000:]}")
+        try:
+            if requests.get(url, headers={"X-Auth-Token": token}, timeout=2).status_code == 200:
+                return time.monotonic() - t0
+        except requests.RequestException:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{proc.name}: no 200 from {url} within {limit} s:\n{proc.log_text()[-3000:]}")
+
+
+def wait_children(leader: Proc, count: int, limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while len(psutil.Process(leader.pid).children()) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{leader.name}: {count} workers not up in {limit} s")
+        time.sleep(0.05)
+
+
+def _waiting_for_connections(pid: int) -> bool:
+    """Every thread asleep, at least one blocked where a server waits for a connection."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        states = []
+        for t in tasks:
+            state = Path(f"/proc/{pid}/task/{t}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            call = Path(f"/proc/{pid}/task/{t}/syscall").read_text().split()[0]
+            states.append((state, call))
+    except OSError:
+        return False
+    return all(s == "S" for s, _ in states) and any(c in ACCEPT_WAITS for _, c in states)
+
+
+class Background:
+    """GET `url` every `interval` s from a thread; records (sent_at, seconds, status)."""
+
+    def __init__(self, url: str, token: str, interval: float) -> None:
+        self.url, self.token, self.interval = url, token, interval
+        self.samples: list[tuple[float, float, int]] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _one(self) -> None:
+        t0 = time.monotonic()
+        try:
+            status = requests.get(self.url, headers={"X-Auth-Token": self.token}, timeout=10).status_code
+        except requests.RequestException:
+            status = 0
+        self.samples.append((t0, time.monotonic() - t0, status))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            t = threading.Thread(target=self._one)
+            t.start()
+            self._threads.append(t)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Background:
+        self._runner = threading.Thread(target=self._loop)
+        self._runner.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._runner.join()
+        for t in self._threads:
+            t.join(timeout=15)
+
+
+@dataclass
+class Respawn:
+    new_process_s: float
+    accepting_s: float
+    requests: int
+    failed: int
+    max_latency_ms: float
+
+
+def kill_worker(leader: Proc, url: str, token: str, rate: float = 20, settle: float = 1.0) -> Respawn:
+    """kill -9 one worker under `rate` req/s; time until a new one waits for connections."""
+    parent = psutil.Process(leader.pid)
+    before = {c.pid for c in parent.children()}
+    victim = max(before)
+    with Background(url, token, 1 / rate) as load:
+        time.sleep(settle)
+        t0 = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        new, t_new, t_ready = None, None, None
+        while time.monotonic() - t0 < 10 and t_ready is None:
+            if new is None:
+                spawned = {c.pid for c in parent.children()} - before
+                if spawned:
+                    new, t_new = spawned.pop(), time.monotonic() - t0
+            if new is not None and _waiting_for_connections(new):
+                time.sleep(0.005)  # still waiting 5 ms later: not a pause in its start-up
+                if _waiting_for_connections(new):
+                    t_ready = time.monotonic() - t0
+            time.sleep(0.002)
+        time.sleep(settle)
+    if t_ready is None:
+        raise RuntimeError(f"{leader.name}: no new worker waiting for connections 10 s after kill -9")
+    window = [s for s in load.samples if s[0] >= t0 - settle]
+    return Respawn(
+        new_process_s=round(t_new, 3),
+        accepting_s=round(t_ready, 3),
+        requests=len(window),
+        failed=sum(1 for s in window if s[2] != 200),
+        max_latency_ms=round(1000 * max(s[1] for s in window), 1),
+    )
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (p99 of 20 samples is the largest)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")

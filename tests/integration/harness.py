@@ -1,0 +1,136 @@
+"""Process and stack helpers shared by the integration tests (conftest.py)
+and the benchmark (bench/): every process runs in its own session and
+process group, and `Proc.stop` kills the whole group, whatever happened."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import requests
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+ROOT = Path(__file__).resolve().parents[2]
+# One line per request, as deploy/uwsgi.ini's log-format writes it.
+REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proc:
+    """A process group started by a test; `stop` always leaves nothing behind."""
+
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def send(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def leftovers(self) -> list[psutil.Process]:
+        """Processes still alive in this process's session (it is their leader)."""
+        alive = []
+        for p in psutil.process_iter():
+            try:
+                if os.getsid(p.pid) == self.pid:
+                    alive.append(p)
+            except OSError:
+                pass
+        return alive
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        """Signal the leader, then SIGKILL the whole group if it lingers."""
+        rc = self.popen.poll()
+        if rc is None:
+            try:
+                self.send(sig)
+                rc = self.popen.wait(timeout=timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                rc = None
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if rc is None:
+            rc = self.popen.wait(timeout=10)
+        return rc
+
+
+@dataclass
+class Api(Proc):
+    port: int = 0
+    environ: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_pids(self) -> set[int]:
+        return {p.pid for p in psutil.Process(self.pid).children()}
+
+    def served_by(self) -> list[tuple[int, str, str]]:
+        """(worker pid, method, path) of every request in uWSGI's request log."""
+        return [(int(m[4]), m[1], m[2]) for m in REQUEST_LOG.finditer(self.log_text())]
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/healthcheck", timeout=2).status_code == 200:
+                    return
+            # uWSGI listens before its workers are up: on a busy machine the
+            # first probe waits in the backlog longer than its timeout.
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_text()[-3000:]}")
+
+
+def start(name: str, argv: list[str], log: Path, env: dict[str, str], cls: type[Proc] = Proc, **extra) -> Proc:
+    out = log.open("wb")
+    popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT)
+    out.close()
+    return cls(name=name, popen=popen, log=log, **extra)
+
+
+def read_openrc(path: Path = ROOT / "openrc") -> dict[str, str]:
+    """The OS_* variables scripts/stack.sh wrote for the dev stack's admin."""
+    return dict(re.findall(r"^export (\w+)=(.*)$", path.read_text(), re.M))
+
+
+def keystone_session(openrc: dict[str, str], project_name: str | None = None) -> ks_session.Session:
+    """A session as the openrc user, scoped to its project or to `project_name`."""
+    auth = v3.Password(
+        auth_url=openrc["OS_AUTH_URL"],
+        username=openrc["OS_USERNAME"],
+        password=openrc["OS_PASSWORD"],
+        project_name=project_name or openrc["OS_PROJECT_NAME"],
+        user_domain_name=openrc["OS_USER_DOMAIN_NAME"],
+        project_domain_name=openrc["OS_PROJECT_DOMAIN_NAME"],
+    )
+    return ks_session.Session(auth=auth)

@@ -1,0 +1,68 @@
+"""The spec's workload, shared by test_slow_rpc.py and the benchmark:
+scale requests whose validation makes a synchronous RPC to the engine
+(slow_engine.py answers it after a delay, then the API answers 400), and
+fast GETs sent meanwhile."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import requests
+
+FAST_PATH = "/v2/plugins"
+
+
+@dataclass
+class Timed:
+    seconds: float
+    status: int  # 0: no HTTP answer (connection error or timeout)
+    body: str = ""
+
+
+@dataclass
+class SlowMix:
+    total: float  # first slow request sent -> last slow answer
+    slow: list[Timed]
+    fast: list[Timed]
+
+
+def scale(url: str, token: str, cluster_id: str, timeout: float = 60) -> Timed:
+    t0 = time.monotonic()
+    try:
+        r = requests.put(
+            f"{url}/v2/clusters/{cluster_id}",
+            json={"resize_node_groups": [{"name": "workers", "count": 2}]},
+            headers={"X-Auth-Token": token},
+            timeout=timeout,
+        )
+    except requests.RequestException:
+        return Timed(time.monotonic() - t0, 0)
+    return Timed(time.monotonic() - t0, r.status_code, r.text)
+
+
+def fast_get(url: str, token: str, path: str = FAST_PATH, timeout: float = 60) -> Timed:
+    t0 = time.monotonic()
+    try:
+        r = requests.get(f"{url}{path}", headers={"X-Auth-Token": token}, timeout=timeout)
+    except requests.RequestException:
+        return Timed(time.monotonic() - t0, 0)
+    return Timed(time.monotonic() - t0, r.status_code)
+
+
+def slow_mix(
+    url: str, token: str, cluster_id: str, slow: int, fast_interval: float = 0.1, limit: float = 60
+) -> SlowMix:
+    """`slow` concurrent scale requests; a fast GET every `fast_interval` s until they are done."""
+    with ThreadPoolExecutor(slow + 16) as pool:
+        t0 = time.monotonic()
+        pending = [pool.submit(scale, url, token, cluster_id) for _ in range(slow)]
+        time.sleep(0.2)  # the slow ones are in flight
+        fast = []
+        while not all(f.done() for f in pending) and time.monotonic() - t0 < limit:
+            fast.append(pool.submit(fast_get, url, token))
+            time.sleep(fast_interval)
+        slow_results = [f.result() for f in pending]
+        total = max(t0 + r.seconds for r in slow_results) - t0
+        return SlowMix(total, slow_results, [f.result() for f in fast])
