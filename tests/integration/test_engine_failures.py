@@ -17,6 +17,7 @@ import requests
 
 from load import Load
 from tcp_proxy import TcpProxy
+from workload import scale_request
 
 RPC_TIMEOUT = 5
 RABBITMQ_PORT = 5672
@@ -24,8 +25,7 @@ RABBITMQ_PORT = 5672
 
 def scale(url: str, token: str, cluster_id: str) -> tuple[float, requests.Response]:
     t0 = time.monotonic()
-    body = {"resize_node_groups": [{"name": "workers", "count": 2}]}
-    r = requests.put(f"{url}/v2/clusters/{cluster_id}", json=body, headers={"X-Auth-Token": token}, timeout=120)
+    r = scale_request(url, token, cluster_id, timeout=120)
     return time.monotonic() - t0, r
 
 

@@ -16,16 +16,12 @@ import requests
 from conftest import Api
 from load import Load
 from slow_engine import ENGINE_ANSWER
+from workload import scale_request
 
 DELAY = 2.0
 # A request started this long before a signal was accepted by a worker
 # (accept takes microseconds); later ones may meet a closing socket.
 ACCEPTED = 0.05
-
-
-def scale(url: str, token: str, cluster_id: str) -> requests.Response:
-    body = {"resize_node_groups": [{"name": "workers", "count": 2}]}
-    return requests.put(f"{url}/v2/clusters/{cluster_id}", json=body, headers={"X-Auth-Token": token}, timeout=60)
 
 
 def ours(api: Api) -> bool:
@@ -48,7 +44,7 @@ def test_sigterm_lets_in_flight_requests_finish(server, slow_engine, make_cluste
     cluster = make_cluster()
     with Load(api.url, token) as load, ThreadPoolExecutor(2) as pool:
         load.warm()
-        slow = [pool.submit(scale, api.url, token, cluster) for _ in range(2)]
+        slow = [pool.submit(scale_request, api.url, token, cluster) for _ in range(2)]
         time.sleep(0.5)
         t_signal = time.monotonic()
         api.send(signal.SIGTERM)
@@ -108,7 +104,7 @@ def test_fast_stop(launch, slow_engine, make_cluster, token, sig: signal.Signals
     api = launch(SAHARA_API_WORKERS=2)
     cluster = make_cluster()
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(scale, api.url, token, cluster)
+        pending = pool.submit(scale_request, api.url, token, cluster)
         time.sleep(1)
         t0 = time.monotonic()
         api.send(sig)

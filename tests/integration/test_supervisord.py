@@ -18,6 +18,7 @@ import requests
 
 from conftest import LAUNCHER, PYTHON, ROOT, Api, free_port, start
 from load import Load
+from workload import scale_request
 
 CONF = ROOT / "deploy" / "supervisord.conf"
 BIN = Path(PYTHON).parent
@@ -65,17 +66,12 @@ def supervisor(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..
         sup.stop(timeout=120)
 
 
-def scale(sup: Supervisor, token: str, cluster_id: str) -> requests.Response:
-    body = {"resize_node_groups": [{"name": "workers", "count": 2}]}
-    return requests.put(f"{sup.url}/v2/clusters/{cluster_id}", json=body, headers={"X-Auth-Token": token}, timeout=60)
-
-
 def test_api_and_real_engine_then_sigterm_under_load(supervisor, tmp_path: Path, make_cluster, token: str) -> None:
     """R1 under supervisord: TERM stops both programs, exit 0, nothing lost or left."""
     sup = supervisor()
     assert oct(os.stat(tmp_path / "supervisor.sock").st_mode & 0o777) == "0o700"
     # A scale request round-trips to the real engine over RabbitMQ.
-    r = scale(sup, token, make_cluster())
+    r = scale_request(sup.url, token, make_cluster())
     assert r.status_code == 400 and REAL_ENGINE in r.text, r.text
 
     with Load(sup.url, token) as load:

@@ -28,15 +28,20 @@ class SlowMix:
     fast: list[Timed]
 
 
+def scale_request(url: str, token: str, cluster_id: str, timeout: float = 60) -> requests.Response:
+    """PUT /v2/clusters/{id} with a resize: Sahara validates it with the sync engine RPC."""
+    return requests.put(
+        f"{url}/v2/clusters/{cluster_id}",
+        json={"resize_node_groups": [{"name": "workers", "count": 2}]},
+        headers={"X-Auth-Token": token},
+        timeout=timeout,
+    )
+
+
 def scale(url: str, token: str, cluster_id: str, timeout: float = 60) -> Timed:
     t0 = time.monotonic()
     try:
-        r = requests.put(
-            f"{url}/v2/clusters/{cluster_id}",
-            json={"resize_node_groups": [{"name": "workers", "count": 2}]},
-            headers={"X-Auth-Token": token},
-            timeout=timeout,
-        )
+        r = scale_request(url, token, cluster_id, timeout)
     except requests.RequestException:
         return Timed(time.monotonic() - t0, 0)
     return Timed(time.monotonic() - t0, r.status_code, r.text)
