@@ -5,6 +5,7 @@ load generator that tells failed requests from refused ones."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 import psutil
 import requests
 
-IMAGE = "sahara-api:latest"
+# SAHARA_IMAGE: test another tag (scripts/image.sh IMAGE=...) without touching :latest.
+IMAGE = os.environ.get("SAHARA_IMAGE", "sahara-api:latest")
 # runc: Debian's default crun fails on rlimits and cgroups here; explicit
 # ulimits because the defaults are above what this sandbox may set.
 PODMAN = ["podman", "--runtime", "runc"]

@@ -31,7 +31,7 @@ STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests
 # Launcher modes that serve the API over HTTP.
 SERVING_MODES = ("api", "debug", "all-in-one", "container")
 # The container mode runs the image `make image` builds, as tests/container does.
-IMAGE = "sahara-api:latest"
+IMAGE = os.environ.get("SAHARA_IMAGE", "sahara-api:latest")
 PODMAN_RUN = ["podman", "--runtime", "runc", "run", "--network", "host"]
 PODMAN_RUN += ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
 
