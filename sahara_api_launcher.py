@@ -94,11 +94,22 @@ def check_server_knobs(knobs: dict[str, str]) -> None:
     max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
     knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))
     whole_number("SAHARA_API_MAX_RSS_MB", knobs["SAHARA_API_MAX_RSS_MB"], 1, 10**6)
+    if metrics_enabled(knobs):
+        metrics_port = whole_number("SAHARA_METRICS_PORT", knobs["SAHARA_METRICS_PORT"])
+        if metrics_port == int(knobs["SAHARA_API_PORT"]):
+            raise StartupError(
+                f"SAHARA_METRICS_PORT={metrics_port} is the API's port: set another, or 0 for no metrics"
+            )
     timeout = whole_number("SAHARA_API_TIMEOUT", knobs["SAHARA_API_TIMEOUT"], 1, 86400)
     if whole_number("SAHARA_API_STOP_TIMEOUT", knobs["SAHARA_API_STOP_TIMEOUT"], 1, 86400) <= timeout:
         raise StartupError(
             "SAHARA_API_STOP_TIMEOUT must be above SAHARA_API_TIMEOUT, or stops kill requests still running: raise it"
         )
+
+
+def metrics_enabled(knobs: dict[str, str]) -> bool:
+    """SAHARA_METRICS_PORT 0 or empty turns the exporter off."""
+    return knobs.get("SAHARA_METRICS_PORT", "").strip() not in ("", "0")
 
 
 def make_run_dir(path: str) -> None:
@@ -110,14 +121,14 @@ def make_run_dir(path: str) -> None:
         ) from None
 
 
-def check_port(host: str, port: str) -> None:
-    with socket.socket() as s:
+def check_port(host: str, port: str, knob: str = "SAHARA_API_PORT") -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, int(port)))
         except OSError as e:
             raise StartupError(
-                f"cannot listen on {host}:{port} ({e.strerror}): stop what uses it or set SAHARA_API_PORT",
+                f"cannot listen on {host}:{port} ({e.strerror}): stop what uses it or set {knob}",
                 EX_UNAVAILABLE,
             ) from None
 
@@ -213,6 +224,8 @@ def main(argv: list[str]) -> None:
         if mode in ("api", "debug"):
             check_server_knobs(knobs)
             check_port(knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"])
+        if mode == "api" and metrics_enabled(knobs):
+            check_port(knobs["SAHARA_METRICS_HOST"], knobs["SAHARA_METRICS_PORT"], "SAHARA_METRICS_PORT")
         if mode in ("api", "all-in-one"):
             make_run_dir(knobs["SAHARA_RUN_DIR"])
         check_database(conf.database.connection)
@@ -223,6 +236,9 @@ def main(argv: list[str]) -> None:
         sys.exit(e.code)
     sys.stdout.flush()
     env = {**os.environ, **knobs, "VIRTUAL_ENV": sys.prefix}
+    env.pop("SAHARA_METRICS_ENABLED", None)
+    if mode == "api" and metrics_enabled(knobs):
+        env["SAHARA_METRICS_ENABLED"] = "1"  # deploy/uwsgi.ini's if-env
     if mode == "debug":
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
     os.execve(cmd[0], cmd, env)
