@@ -58,6 +58,7 @@ def launch(c: Contender, sahara_conf: Path, workdir: Path, extra_env: dict[str, 
         env |= {
             "SAHARA_CONFIG_FILES": str(sahara_conf),
             "SAHARA_API_PORT": str(port),
+            "SAHARA_METRICS_PORT": str(free_port()),
             "SAHARA_API_WORKERS": str(c.workers),
             "SAHARA_API_DRAIN_FILE": str(workdir / "drain"),
             "SAHARA_RUN_DIR": str(workdir),

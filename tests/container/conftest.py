@@ -87,7 +87,9 @@ def run_container(image: str, stack: None) -> Iterator[Callable[..., Container]]
         port = free_port() if api else 0
         container = Container(name=f"sahara-test-{uuid.uuid4().hex[:8]}", port=port)
         started.append(container)
-        full_env = {"SAHARA_API_HOST": "127.0.0.1", **({"SAHARA_API_PORT": str(port)} if api else {}), **(env or {})}
+        # Host network: the metrics port too must be free (the image's 9386 may be taken).
+        ports = {"SAHARA_API_PORT": str(port), "SAHARA_METRICS_PORT": str(free_port())} if api else {}
+        full_env = {"SAHARA_API_HOST": "127.0.0.1", **ports, **(env or {})}
         argv = [*RUN, "-d", "--name", container.name, *(READ_ONLY if read_only else [])]
         argv += [a for k, v in full_env.items() for a in ("-e", f"{k}={v}")]
         argv += [*options, image, *command]

@@ -183,7 +183,8 @@ def launch(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., P
 
     def _launch(mode: str = "api", wait: bool = True, **env: str | int) -> Proc:
         port = free_port()
-        full_env = {**base_env, "SAHARA_API_PORT": str(port), **{k: str(v) for k, v in env.items()}}
+        ports = {"SAHARA_API_PORT": str(port), "SAHARA_METRICS_PORT": str(free_port())}
+        full_env = {**base_env, **ports, **{k: str(v) for k, v in env.items()}}
         name = f"{mode}-{len(started)}"
         serves = mode in SERVING_MODES
         if mode == "container":

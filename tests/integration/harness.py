@@ -4,6 +4,7 @@ process group, and `Proc.stop` kills the whole group, whatever happened."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -89,7 +90,14 @@ class Api(Proc):
         return f"http://127.0.0.1:{self.port}"
 
     def worker_pids(self) -> set[int]:
-        return {p.pid for p in psutil.Process(self.pid).children()}
+        """The master's children that run its program: not the metrics exporter it also runs."""
+        master = psutil.Process(self.pid)
+        pids = set()
+        for child in master.children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.name() == master.name():
+                    pids.add(child.pid)
+        return pids
 
     def served_by(self) -> list[tuple[int, str, str]]:
         """(worker pid, method, path) of every request in uWSGI's request log."""
