@@ -48,6 +48,8 @@ def test_renders_valid_kubernetes_manifests(values: Path | None, tmp_path: Path)
         ("api.replica=3", "Additional property replica is not allowed"),
         ("keystone.interface=private", "keystone.interface: keystone.interface must be one of"),
         ("api.stopTimeoutSeconds=60", "api.stopTimeoutSeconds (60) must be above api.timeoutSeconds (90)"),
+        ("metrics.port=0", "metrics.port: Must be greater than or equal to 1"),
+        ("metrics.serviceMonitor.interval=often", "metrics.serviceMonitor.interval: Does not match pattern"),
     ],
 )
 def test_bad_values_are_refused(setting: str, message: str) -> None:
@@ -88,7 +90,7 @@ def test_worker_count_and_knobs_reach_the_api_pod() -> None:
     )
     _, docs = render()
     env = env_of(find(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0])
-    for knob in ("SAHARA_API_PORT", "SAHARA_API_TIMEOUT", "SAHARA_API_STOP_TIMEOUT"):
+    for knob in ("SAHARA_API_PORT", "SAHARA_API_TIMEOUT", "SAHARA_API_STOP_TIMEOUT", "SAHARA_METRICS_PORT"):
         assert env[knob] == defaults[knob], f"{knob} comes from deploy/defaults.env"
 
 
@@ -141,3 +143,43 @@ def test_db_sync_runs_before_install_and_upgrade() -> None:
 def test_app_version_is_the_pinned_sahara() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert f"sahara=={chart['appVersion']}" in (ROOT / "requirements/runtime.txt").read_text().splitlines()
+
+
+def test_metrics_reach_the_cluster_only() -> None:
+    """The exporter listens on the pod IP; only a ClusterIP Service points at it,
+    whatever the API's Service type; the ServiceMonitor is opt-in."""
+    _, docs = render("--set", "service.type=LoadBalancer")
+    c = find(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(c)
+    assert env["SAHARA_METRICS_HOST"] == "0.0.0.0"
+    assert {"name": "metrics", "containerPort": int(env["SAHARA_METRICS_PORT"]), "protocol": "TCP"} in c["ports"]
+    metrics = find(docs, "Service", "metrics")
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert metrics["spec"]["ports"] == [
+        {"name": "metrics", "port": int(env["SAHARA_METRICS_PORT"]), "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert metrics["spec"]["selector"] == find(docs, "Deployment", "api")["spec"]["selector"]["matchLabels"]
+    assert [p["name"] for p in find(docs, "Service", "api")["spec"]["ports"]] == ["http"], "not on the public Service"
+    assert [d for d in docs if d["kind"] == "ServiceMonitor"] == []
+
+
+def test_service_monitor_selects_the_metrics_service() -> None:
+    _, docs = render("-f", str(VALUES / "metrics.yaml"))
+    monitor, service = find(docs, "ServiceMonitor"), find(docs, "Service", "metrics")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert [d for d in docs if d["kind"] == "Service" and selector.items() <= d["metadata"]["labels"].items()] == [
+        service
+    ]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+    assert service["spec"]["ports"][0]["port"] == 9400
+
+
+def test_metrics_can_be_turned_off() -> None:
+    _, docs = render("--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true")
+    c = find(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(c)["SAHARA_METRICS_PORT"] == "0"
+    assert [p["name"] for p in c["ports"]] == ["http"]
+    assert [d for d in docs if d["kind"] == "ServiceMonitor" or d["metadata"]["name"].endswith("-metrics")] == []

@@ -21,7 +21,7 @@ import requests
 import yaml
 
 from chartlib import find, render
-from containerlib import RUN, Container, Load, podman
+from containerlib import IMAGE, RUN, Container, Load, podman
 
 pytestmark = pytest.mark.chart
 
@@ -37,6 +37,9 @@ def chart_values(sahara_conf: Path, tmp_path: Path) -> Path:
         # Host network: the Service's port is the pod's (the helm test pod dials the Service).
         "api": {"port": port, "workers": 2},
         "service": {"port": port},
+        "metrics": {"port": free_port()},
+        # The image under test (SAHARA_IMAGE), not the chart's default tag.
+        "image": dict(zip(("repository", "tag"), IMAGE.rsplit(":", 1), strict=True)),
         "keystone": {"authUrl": ks["auth_url"], "interface": "public", "memcachedServers": ks["memcached_servers"]},
         "secrets": {
             "databaseConnection": conf["database"]["connection"],
@@ -145,6 +148,9 @@ def test_api_pod_starts_probes_and_drains_without_a_failed_request(kubelet: Kube
     assert probe(c, spec["readinessProbe"]) and probe(c, spec["livenessProbe"])
     uids = {p.uids().real for p in c.processes()}
     assert 0 not in uids and uids == {pod["securityContext"]["runAsUser"]}
+    # What the metrics Service's endpoint (the pod IP) answers a scrape with.
+    metrics_port = next(p["containerPort"] for p in spec["ports"] if p["name"] == "metrics")
+    assert "uwsgi_up 1.0" in requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
 
     # A load balancer that follows the readiness probe, and clients behind it.
     readiness = spec["readinessProbe"]
@@ -223,7 +229,7 @@ def test_helm_test_pod_passes_against_the_api(kubelet: Kubelet) -> None:
     pod = find(kubelet.docs, "Deployment", "api")["spec"]["template"]["spec"]
     api = kubelet.run(pod, pod["containers"][0])
     api.wait_ready()
-    service = find(kubelet.docs, "Service")["metadata"]["name"]
+    service = find(kubelet.docs, "Service", "api")["metadata"]["name"]
     test_pod = find(kubelet.docs, "Pod", "test")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     c = kubelet.run(test_pod["spec"], test_pod["spec"]["containers"][0], ("--add-host", f"{service}:127.0.0.1"))
