@@ -53,7 +53,9 @@ def test_bad_worker_count_from_env(launch, value: str) -> None:
     fails_cleanly(launch, EX_CONFIG, "SAHARA_API_WORKERS", SAHARA_API_WORKERS=value)
 
 
-@pytest.mark.parametrize(("name", "value"), [("SAHARA_API_THREADS", "0"), ("SAHARA_API_PORT", "http")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("SAHARA_API_THREADS", "0"), ("SAHARA_API_PORT", "http"), ("SAHARA_METRICS_PORT", "metrics")]
+)
 def test_bad_env_values(launch, name: str, value: str) -> None:
     fails_cleanly(launch, EX_CONFIG, name, **{name: value})
 
@@ -87,6 +89,14 @@ def test_port_already_taken(launch) -> None:
         s.listen()
         port = s.getsockname()[1]
         fails_cleanly(launch, EX_UNAVAILABLE, f"127.0.0.1:{port}", "SAHARA_API_PORT", SAHARA_API_PORT=port)
+
+
+def test_metrics_port_already_taken(launch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        fails_cleanly(launch, EX_UNAVAILABLE, f"127.0.0.1:{port}", "SAHARA_METRICS_PORT", SAHARA_METRICS_PORT=port)
 
 
 def test_unknown_mode(launch) -> None:

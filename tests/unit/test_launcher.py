@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 import sahara_api_launcher as launcher
-from sahara_wsgi_entry import EX_CONFIG, StartupError, config_files, settings
+from sahara_wsgi_entry import EX_CONFIG, EX_UNAVAILABLE, StartupError, config_files, settings
 
 
 def conf_with(tmp_path: Path, text: str) -> tuple[object, list[str]]:
@@ -72,3 +73,32 @@ def test_stop_timeout_must_exceed_request_timeout() -> None:
     knobs = settings({"SAHARA_API_MAX_REQUESTS": "1000"})
     launcher.check_server_knobs(knobs)
     assert knobs["SAHARA_API_MAX_REQUESTS_STEP"] == "100"
+
+
+@pytest.mark.parametrize("raw", ["", "0"])
+def test_metrics_port_zero_or_empty_turns_metrics_off(raw: str) -> None:
+    knobs = settings({"SAHARA_METRICS_PORT": raw})
+    launcher.check_server_knobs(knobs)
+    assert not launcher.metrics_enabled(knobs)
+    assert launcher.metrics_enabled(settings({})), "on by default"
+
+
+@pytest.mark.parametrize("raw", ["metrics", "-1", "70000", "8386"])
+def test_bad_metrics_ports_are_refused(raw: str) -> None:
+    with pytest.raises(StartupError) as err:
+        launcher.check_server_knobs(settings({"SAHARA_METRICS_PORT": raw}))
+    assert err.value.code == EX_CONFIG and "SAHARA_METRICS_PORT" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_taken_metrics_port_is_refused() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with pytest.raises(StartupError) as err:
+            launcher.check_port("127.0.0.1", port, "SAHARA_METRICS_PORT")
+    assert err.value.code == EX_UNAVAILABLE
+    assert str(err.value).startswith(f"cannot listen on 127.0.0.1:{port}") and "set SAHARA_METRICS_PORT" in str(
+        err.value
+    )
