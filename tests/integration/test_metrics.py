@@ -161,6 +161,20 @@ def test_metrics_are_local_and_stop_with_the_api(launch) -> None:
         scrape(metrics_url(api))
 
 
+def test_exporter_dies_with_a_killed_master(launch) -> None:
+    """SIGKILL gives the master no chance to stop it: the kernel does (PR_SET_PDEATHSIG)."""
+    api = launch(SAHARA_API_WORKERS=2)
+    wait_scrape(metrics_url(api))
+    proc = exporter(api)
+    os.kill(api.pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=10)
+    except psutil.TimeoutExpired:
+        pytest.fail("the exporter outlived its master")
+    except psutil.NoSuchProcess:
+        pass
+
+
 def test_port_zero_turns_metrics_off(launch) -> None:
     api = launch(SAHARA_API_WORKERS=2, SAHARA_METRICS_PORT=0)
     assert set(psutil.Process(api.pid).children()) == {psutil.Process(p) for p in api.worker_pids()}
