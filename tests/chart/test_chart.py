@@ -49,6 +49,7 @@ def test_renders_valid_kubernetes_manifests(values: Path | None, tmp_path: Path)
         ("keystone.interface=private", "keystone.interface: keystone.interface must be one of"),
         ("api.stopTimeoutSeconds=60", "api.stopTimeoutSeconds (60) must be above api.timeoutSeconds (90)"),
         ("metrics.port=0", "metrics.port: Must be greater than or equal to 1"),
+        ("metrics.port=8386", "metrics.port (8386) is the API's port"),
         ("metrics.serviceMonitor.interval=often", "metrics.serviceMonitor.interval: Does not match pattern"),
     ],
 )
