@@ -73,10 +73,10 @@ class Container:
         return [init, *init.children(recursive=True)]
 
     def uwsgi_workers(self) -> set[int]:
-        """Host pids of the uWSGI workers (children of the uWSGI master)."""
+        """Host pids of the uWSGI workers (the master's uwsgi children, not its metrics exporter)."""
         masters = [p for p in self.processes() if p.name() == "uwsgi" and p.parent().name() != "uwsgi"]
         assert len(masters) == 1, [p.cmdline() for p in self.processes()]
-        return {c.pid for c in masters[0].children()}
+        return {c.pid for c in masters[0].children() if c.name() == "uwsgi"}
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

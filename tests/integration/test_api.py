@@ -102,6 +102,15 @@ def test_stats_socket_is_local_and_reports_workers(launch) -> None:
         s.connect(str(sock))
         stats = json.loads(b"".join(iter(lambda: s.recv(65536), b"")))
     assert {w["pid"] for w in stats["workers"]} == api.worker_pids()
+    metrics = int(api.environ["SAHARA_METRICS_PORT"])
+    deadline = time.monotonic() + 30  # the master starts the exporter when its workers start
+    while True:
+        try:
+            requests.get(f"http://127.0.0.1:{metrics}/metrics", timeout=10).raise_for_status()
+            break
+        except requests.RequestException:
+            assert time.monotonic() < deadline, "the metrics exporter did not start"
+            time.sleep(0.2)
     processes = [psutil.Process(api.pid), *psutil.Process(api.pid).children()]
     listening = {c.laddr for p in processes for c in p.connections("inet") if c.status == psutil.CONN_LISTEN}
-    assert listening == {("127.0.0.1", api.port)}, "the HTTP port is the only network listener"
+    assert listening == {("127.0.0.1", api.port), ("127.0.0.1", metrics)}, "HTTP and metrics, on loopback only"
