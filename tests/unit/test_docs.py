@@ -77,7 +77,8 @@ PURE_CHECKS: dict[str, Callable[[Path], object]] = {
         conf(tmp, "[keystone_authtoken]\nwww_authenticate_uri = http://k/v3\nauth_url = http://k/v3\n")[0]
     ),
     "no database": lambda tmp: launcher.check_database(None),
-    "no broker": lambda tmp: launcher.check_broker(None),
+    "no broker": lambda tmp: launcher.check_broker(None, False),
+    "not rabbit": lambda tmp: launcher.check_broker("kafka://k:9092", False),
     "unknown mode": lambda tmp: launcher.command("bogus", [], knobs()),
     "debug workers": lambda tmp: launcher.check_debug_workers({"SAHARA_API_WORKERS": "4"}, conf(tmp, "")[0]),
 }
