@@ -102,3 +102,24 @@ def test_taken_metrics_port_is_refused() -> None:
     assert str(err.value).startswith(f"cannot listen on 127.0.0.1:{port}") and "set SAHARA_METRICS_PORT" in str(
         err.value
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts", "tls"),
+    [
+        ("rabbit://u:p@h:5672/", [("h", 5672, "/", "p")], False),
+        (
+            "rabbit://u:p%40x@h1:5672,u:p@h2:5673/sahara?ssl=1",
+            [("h1", 5672, "sahara", "p@x"), ("h2", 5673, "sahara", "p")],
+            True,
+        ),
+        ("rabbit://u:p@[::1]:5672/v?heartbeat=10", [("::1", 5672, "v", "p")], False),
+    ],
+)
+def test_broker_urls_follow_oslo_transport_url(url: str, hosts: list[tuple], tls: bool) -> None:
+    import kombu
+
+    urls, got_tls = launcher.broker_urls(url)
+    assert got_tls is tls
+    got = [(c.hostname, c.port, c.virtual_host, c.password) for c in map(kombu.Connection, urls)]
+    assert got == hosts
