@@ -89,6 +89,9 @@ class UwsgiCollector:
             "uwsgi_worker_busy", "1 if the worker runs at least one request.", labels=["worker_id"]
         )
         idle = GaugeMetricFamily("uwsgi_worker_idle", "1 if the worker runs no request.", labels=["worker_id"])
+        accepting = GaugeMetricFamily(
+            "uwsgi_worker_accepting", "1 once the worker has started and takes requests.", labels=["worker_id"]
+        )
         threads = GaugeMetricFamily("uwsgi_worker_cores", "Threads of the worker.", labels=["worker_id"])
         threads_busy = GaugeMetricFamily(
             "uwsgi_worker_cores_busy", "Threads of the worker running a request.", labels=["worker_id"]
@@ -102,12 +105,13 @@ class UwsgiCollector:
             in_request = sum(c["in_request"] for c in w["cores"])
             busy.add_metric(wid, int(in_request > 0))
             idle.add_metric(wid, int(in_request == 0 and w["status"] == "idle"))
+            accepting.add_metric(wid, w["accepting"])
             threads.add_metric(wid, len(w["cores"]))
             threads_busy.add_metric(wid, in_request)
             rss.add_metric(wid, rss_bytes(w["pid"]))
             for key, family in counters.items():
                 family.add_metric(wid, w[key])
-        yield from (busy, idle, threads, threads_busy, rss, *counters.values())
+        yield from (busy, idle, accepting, threads, threads_busy, rss, *counters.values())
 
 
 def main(argv: list[str]) -> None:
