@@ -23,9 +23,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 # uWSGI's per-worker counters, exported as <name>_total with a worker_id label.
+# uWSGI keeps them per worker slot across respawns; a reload (HUP) resets them.
 WORKER_COUNTERS = {
-    "requests": ("uwsgi_worker_requests", "Requests served by the worker since it was (re)spawned."),
-    "exceptions": ("uwsgi_worker_exceptions", "Exceptions raised by the app in the worker since it was (re)spawned."),
+    "requests": ("uwsgi_worker_requests", "Requests served in this worker slot."),
+    "exceptions": ("uwsgi_worker_exceptions", "Exceptions the app raised in this worker slot."),
     "harakiri_count": ("uwsgi_worker_harakiri_count", "Workers killed in this slot for a request over the timeout."),
     "respawn_count": ("uwsgi_worker_respawn_count", "Times this worker slot was (re)spawned."),
 }
