@@ -9,6 +9,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 trap '"$ROOT/scripts/stack.sh" down' EXIT
 
 printf '[run] Sahara API on http://%s:%s (workers: see the log; Ctrl-C stops)\n' "$SAHARA_API_HOST" "$SAHARA_API_PORT"
+if [ "${SAHARA_METRICS_PORT:-0}" != 0 ]; then
+    printf '[run] metrics on http://%s:%s/metrics (docs/metrics.md)\n' "$SAHARA_METRICS_HOST" "$SAHARA_METRICS_PORT"
+fi
 "$ROOT/.venv/bin/python" "$ROOT/sahara_api_launcher.py" all-in-one &
 supervisord=$!
 # Forward TERM (Ctrl-C already reaches supervisord through the terminal).
