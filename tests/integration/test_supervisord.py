@@ -51,7 +51,8 @@ def supervisor(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..
     started: list[Supervisor] = []
 
     def _start(wait: bool = True, **env: str) -> Supervisor:
-        full_env = {**base_env, "SAHARA_API_PORT": str(free_port()), "SAHARA_API_WORKERS": "2", **env}
+        ports = {"SAHARA_API_PORT": str(free_port()), "SAHARA_METRICS_PORT": str(free_port())}
+        full_env = {**base_env, **ports, "SAHARA_API_WORKERS": "2", **env}
         port = int(full_env["SAHARA_API_PORT"])
         argv = [PYTHON, str(LAUNCHER), "all-in-one"]
         sup = start("supervisord", argv, tmp_path / "supervisord.log", full_env, cls=Supervisor)
