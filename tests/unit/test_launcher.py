@@ -72,3 +72,12 @@ def test_stop_timeout_must_exceed_request_timeout() -> None:
     knobs = settings({"SAHARA_API_MAX_REQUESTS": "1000"})
     launcher.check_server_knobs(knobs)
     assert knobs["SAHARA_API_MAX_REQUESTS_STEP"] == "100"
+
+
+def test_body_limit_must_hold_saharas_largest_upload() -> None:
+    knobs = settings({"SAHARA_API_MAX_BODY_MB": "4"})
+    with pytest.raises(StartupError, match="below \\[DEFAULT\\] job_binary_max_KB=5120"):
+        launcher.check_server_knobs(knobs, job_binary_max_kb=5120)
+    knobs = settings({"SAHARA_API_MAX_BODY_MB": "5"})
+    launcher.check_server_knobs(knobs, job_binary_max_kb=5120)
+    assert knobs["SAHARA_API_MAX_BODY_BYTES"] == str(5 * 1024 * 1024)
