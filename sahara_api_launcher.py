@@ -102,6 +102,8 @@ def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> 
             " job binary uploads Sahara accepts would get 413: raise it"
         )
     knobs["SAHARA_API_MAX_BODY_BYTES"] = str(max_body * 1024 * 1024)
+    if knobs["SAHARA_API_FRONT"] not in ("direct", "router"):
+        raise StartupError(f"SAHARA_API_FRONT={knobs['SAHARA_API_FRONT']!r}: set direct or router (docs/security.md)")
     timeout = whole_number("SAHARA_API_TIMEOUT", knobs["SAHARA_API_TIMEOUT"], 1, 86400)
     if whole_number("SAHARA_API_STOP_TIMEOUT", knobs["SAHARA_API_STOP_TIMEOUT"], 1, 86400) <= timeout:
         raise StartupError(
@@ -192,8 +194,8 @@ def command(mode: str, files: list[str], knobs: dict[str, str]) -> list[str]:
     config_args = [a for f in files for a in ("--config-file", f)]
     if mode == "api":
         return [str(bindir / "uwsgi"), "--ini", str(UWSGI_INI)]
-    if mode == "engine":
-        return [str(bindir / "sahara-engine"), *config_args]
+    if mode == "engine":  # sahara-engine with its secrets marked (sahara_wsgi_entry.run_engine)
+        return [sys.executable, str(HERE / "sahara_wsgi_entry.py"), "sahara-engine", *config_args]
     if mode == "debug":  # one process, green threads, restarted on code changes
         grace = knobs["SAHARA_API_STOP_TIMEOUT"]
         return [str(bindir / "hupper"), "--shutdown-interval", grace, "-m", "sahara_wsgi_entry"]

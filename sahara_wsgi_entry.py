@@ -57,6 +57,25 @@ def config_files(knobs: dict[str, str]) -> list[str]:
     return files
 
 
+def hide_secrets() -> None:
+    """Sahara 19 does not mark [trustee] password secret, and fills it with the
+    [keystone_authtoken] password: the config dump at start-up (debug) would
+    print it. Mark it secret like every other password."""
+    from sahara.utils.openstack import keystone
+
+    for opt in keystone.trustee_opts:
+        opt.secret = opt.secret or opt.name == "password"
+
+
+def run_engine(argv: list[str]) -> None:
+    """sahara-engine, as its console script runs it, after hide_secrets()."""
+    sys.argv = [str(Path(sys.executable).parent / "sahara-engine"), *argv]
+    from sahara.cli import sahara_engine  # eventlet-patches everything first
+
+    hide_secrets()
+    sys.exit(sahara_engine.main())
+
+
 def build_application(debug: bool = False) -> Callable:
     """Sahara's own API setup (sahara.cli.sahara_api.setup_api) with our paste file."""
     import sahara.main as server
@@ -66,6 +85,7 @@ def build_application(debug: bool = False) -> Callable:
     from oslo_middleware.healthcheck import opts as healthcheck_opts
     from oslo_service import _options as wsgi_options
 
+    hide_secrets()
     knobs = settings()
     # Sahara parses its config from argv: hand it the files we were given.
     sys.argv = ["sahara-api"] + [a for f in config_files(knobs) for a in ("--config-file", f)]
@@ -189,4 +209,6 @@ if uwsgi is not None:
     uwsgi.atexit = _before_exit
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["sahara-engine"]:  # the launcher's engine mode
+        run_engine(sys.argv[2:])
     serve_debug()
