@@ -18,9 +18,10 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from slowloris import fast_requests, measure
 
 from conftest import LAUNCHER, PYTHON, ROOT, Api
+from slowloris import fast_requests, measure
+from workload import scale_request
 
 HERE = Path(__file__).resolve().parent
 DEV_SECRET = "dev-secret"  # every password of the dev stack (etc/sahara/sahara.conf)
@@ -225,19 +226,25 @@ def test_launcher_errors_mask_passwords(base_env: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("mode", ["api", "all-in-one"])
-def test_secrets_never_logged(launch, token: str, mode: str) -> None:
-    """debug = True, then requests that succeed, fail and are refused: the whole
-    output (launcher, uWSGI, supervisord, engine) never shows a password."""
-    api = launch(mode, SAHARA_API_WORKERS=2, OS_DEFAULT__DEBUG="true")
+def test_secrets_never_logged(launch, make_cluster, token: str, mode: str) -> None:
+    """debug = True, then requests that succeed, fail, are refused and crash
+    (500: a sync RPC nobody answers in api mode): the whole output (launcher,
+    uWSGI, supervisord, engine) never shows a password or the token."""
+    api = launch(mode, SAHARA_API_WORKERS=2, OS_DEFAULT__DEBUG="true", OS_DEFAULT__RPC_RESPONSE_TIMEOUT="3")
     auth = {"X-Auth-Token": token}
-    for method, path, headers, body in [
-        ("GET", "/v2/plugins", auth, None),
-        ("GET", "/v2/clusters/nope", auth, None),
-        ("POST", "/v2/clusters", auth, b"{not json"),
-        ("POST", "/v2/clusters", auth, json.dumps({"name": "x"}).encode()),
-        ("GET", "/v2/plugins", {"X-Auth-Token": "bogus"}, None),
-    ]:
-        requests.request(method, f"{api.url}{path}", headers=headers, data=body, timeout=60)
+    statuses = [
+        requests.request(method, f"{api.url}{path}", headers=headers, data=body, timeout=60).status_code
+        for method, path, headers, body in [
+            ("GET", "/v2/plugins", auth, None),
+            ("GET", "/v2/clusters/nope", auth, None),
+            ("POST", "/v2/clusters", auth, b"{not json"),
+            ("POST", "/v2/clusters", auth, json.dumps({"name": "x"}).encode()),
+            ("GET", "/v2/plugins", {"X-Auth-Token": "bogus"}, None),
+        ]
+    ]
+    statuses.append(scale_request(api.url, token, make_cluster()).status_code)
+    print(f"\n  statuses {statuses}")
+    assert mode != "api" or statuses[-1] == 500
     api.stop()
     log = api.log_text()
     if mode == "all-in-one":
