@@ -3,7 +3,9 @@
 uWSGI imports this module once in its master, which builds the app through
 Sahara's own setup code and forks the workers from it (copy-on-write); each
 worker then opens its own DB and RPC connections (_after_fork). The launcher
-(sahara_api_launcher.py) checks the environment and starts uWSGI.
+(sahara_api_launcher.py) checks the environment and starts uWSGI. Run as
+a script it serves the debug mode, or with `sahara-engine` runs the engine
+(run_engine), both with Sahara's secrets marked as such (hide_secrets).
 
 Environment (defaults in deploy/defaults.env):
   SAHARA_CONFIG_FILES  Sahara config files, ':'-separated
