@@ -84,3 +84,9 @@ def test_body_limit_must_hold_saharas_largest_upload() -> None:
     knobs = settings({"SAHARA_API_MAX_BODY_MB": "5"})
     launcher.check_server_knobs(knobs, job_binary_max_kb=5120)
     assert knobs["SAHARA_API_MAX_BODY_BYTES"] == str(5 * 1024 * 1024)
+
+
+def test_front_is_direct_or_router() -> None:
+    with pytest.raises(StartupError, match="SAHARA_API_FRONT='proxy': set direct or router"):
+        launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "proxy"}))
+    launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "router"}))
