@@ -1,0 +1,73 @@
+"""make soak: the all-in-one deployment under mixed saharaclient load for
+SOAK_SECONDS while a worker is killed every 20 s and the API reloaded every
+60 s; writes results.json, pss.png and soak.md, exits 1 if a check failed.
+
+Knobs (environment):
+  SOAK_SECONDS=600   how long the load and the chaos run
+  SOAK_OUT=DIR       where soak.md and soak/ (results.json, pss.png) go (default docs/)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from harness import ROOT, ensure_project, keystone_session, read_openrc
+from soak import report
+from soak.run import PROJECT, Plan, soak
+
+STACK = ROOT / "scripts" / "stack.sh"
+# Like the tests: `down` at the end stops only what this run started.
+STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.soak")}
+
+
+def say(msg: str) -> None:
+    print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def main() -> int:
+    plan = replace(Plan(), seconds=float(os.environ.get("SOAK_SECONDS") or Plan.seconds))
+    out = Path(os.environ.get("SOAK_OUT") or ROOT / "docs").resolve()
+    vhost = f"sahara-soak-{uuid.uuid4().hex[:8]}"  # no other engine answers our RPCs
+    say("stack: scripts/stack.sh up (reuses running services)")
+    subprocess.run([str(STACK), "up"], env=STACK_ENV, check=True, timeout=1200, stdout=subprocess.DEVNULL)
+    subprocess.run([str(STACK), "vhost", "add", vhost], env=STACK_ENV, check=True, timeout=120)
+    loadavg = Path("/proc/loadavg").read_text().split()[:3]
+    try:
+        with tempfile.TemporaryDirectory(prefix="sahara-soak-") as tmp:
+            conf = Path(tmp) / "sahara.conf"
+            text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
+            conf.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{vhost}"))
+            openrc = read_openrc()
+            project_id = ensure_project(openrc, PROJECT, "make soak")
+            results = soak(conf, Path(tmp), project_id, lambda: keystone_session(openrc, PROJECT), plan, say)
+    finally:
+        subprocess.run([str(STACK), "vhost", "del", vhost], env=STACK_ENV, check=False, timeout=120)
+        subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
+    results["meta"] |= {
+        "started": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "loadavg_start": loadavg,
+        "loadavg_end": Path("/proc/loadavg").read_text().split()[:3],
+        "cpus": os.cpu_count(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip(),
+    }
+    (out / "soak").mkdir(parents=True, exist_ok=True)
+    (out / "soak" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    report.write(results, out)
+    for check, ok in results["checks"].items():
+        say(f"{'PASS' if ok else 'FAIL'}: {check}")
+    say(f"report: {out / 'soak.md'}")
+    return 0 if results["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
