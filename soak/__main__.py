@@ -39,7 +39,6 @@ def main() -> int:
     say("stack: scripts/stack.sh up (reuses running services)")
     subprocess.run([str(STACK), "up"], env=STACK_ENV, check=True, timeout=1200, stdout=subprocess.DEVNULL)
     subprocess.run([str(STACK), "vhost", "add", vhost], env=STACK_ENV, check=True, timeout=120)
-    loadavg = Path("/proc/loadavg").read_text().split()[:3]
     try:
         with tempfile.TemporaryDirectory(prefix="sahara-soak-") as tmp:
             conf = Path(tmp) / "sahara.conf"
@@ -51,15 +50,6 @@ def main() -> int:
     finally:
         subprocess.run([str(STACK), "vhost", "del", vhost], env=STACK_ENV, check=False, timeout=120)
         subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
-    results["meta"] |= {
-        "started": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "loadavg_start": loadavg,
-        "loadavg_end": Path("/proc/loadavg").read_text().split()[:3],
-        "cpus": os.cpu_count(),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-    }
     (out / "soak").mkdir(parents=True, exist_ok=True)
     (out / "soak" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     report.write(results, out)

@@ -29,12 +29,15 @@ def plot(results: dict, path: Path) -> None:
         ax.axvline(e["t"], color="tab:red", alpha=0.4, linestyle="--", label="kill -9 of a worker" if i == 0 else None)
     for i, e in enumerate(e for e in results["events"] if e["kind"] == "reload"):
         ax.axvline(e["t"], color="tab:green", alpha=0.6, label="graceful reload (HUP)" if i == 0 else None)
+    top = pss["max_mib"]
     if "first_quarter_mib" in pss:
-        ax.axhline(pss["first_quarter_mib"] * pss["limit_ratio"], color="gray", linestyle=":", label="limit")
+        limit = pss["first_quarter_mib"] * pss["limit_ratio"]
+        ax.axhline(limit, color="gray", linestyle=":", label="limit (last-quarter median)")
+        top = max(top, limit)
     ax.axvspan(0, pss["warmup_s"], color="gray", alpha=0.1, label="warm-up (not judged)")
     ax.set_xlabel("seconds into the soak")
     ax.set_ylabel("PSS of uWSGI master + workers (MiB)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, top * 1.1)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
@@ -67,6 +70,7 @@ def write(results: dict, out: Path) -> None:
             ["rows expected / rows in MariaDB", f"{obj['rows_expected']} / {obj['rows_in_db']}"],
             ["PSS first quarter / last quarter (median)", _pss(pss)],
             ["PSS max", f"{pss['max_mib']} MiB"],
+            ["largest worker RSS seen (reload-on-rss: SAHARA_API_MAX_RSS_MB)", f"{pss['worker_rss_max_mib']} MiB"],
             ["workers recycled by max-requests / reload-on-rss", sup["recycled"]],
         ],
     )
@@ -75,7 +79,15 @@ def write(results: dict, out: Path) -> None:
         [[op, r["count"], r["failed"], r["p50_ms"], r["p99_ms"], r["max_ms"]] for op, r in results["ops"].items()],
     )
     events = table(
-        ["t (s)", "what", "victim pid", "its requests in flight", "failed requests", "settled after (s)"],
+        [
+            "t (s)",
+            "what",
+            "victim pid",
+            "its requests in flight",
+            "failed requests",
+            "settled after (s)",
+            "slowest request meanwhile (ms)",
+        ],
         [
             [
                 e["t"],
@@ -84,6 +96,7 @@ def write(results: dict, out: Path) -> None:
                 e["in_flight"] if e["kind"] == "kill" else "",
                 e.get("failed", ""),
                 e["settled_s"],
+                e.get("slowest_ms", ""),
             ]
             for e in results["events"]
         ],
@@ -92,6 +105,8 @@ def write(results: dict, out: Path) -> None:
         ["request", "started (s)", "ended (s)", "outcome", "kill at (s)"],
         [[f["op"], f["start"], f["end"], f["outcome"], f["kill_t"] or "**none**"] for f in results["failures"]],
     )
+    if not results["failures"]:
+        failures = "none\n"
     mismatches = "".join(f"- {m}\n" for m in obj["mismatches"]) or "none\n"
     text = f"""# Soak: chaos under mixed load
 
@@ -142,7 +157,8 @@ the same checks in `make test`.
 ## Kills and reloads
 
 "settled after": for a kill, until the master had forked the new worker; for a reload, until every
-worker was a new one.
+worker was a new one. During a reload the master loads the app again and new requests wait in the
+listen queue: "slowest request meanwhile" is the longest one that overlapped it.
 
 {events}
 ## Failed requests

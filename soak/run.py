@@ -358,7 +358,7 @@ class Soak:
 
     def sample_pss(self, t0: float) -> None:
         while True:
-            procs, kib = [], 0
+            procs, kib, rss = [], 0, [0]
             try:
                 master = psutil.Process(self.master)
                 procs = [master, *master.children()]
@@ -369,9 +369,18 @@ class Soak:
                     for line in Path(f"/proc/{p.pid}/smaps_rollup").read_text().splitlines():
                         if line.startswith("Pss:"):
                             kib += int(line.split()[1])
+                        elif line.startswith("Rss:") and p.pid != self.master:
+                            rss.append(int(line.split()[1]))
                 except OSError:
                     pass
-            self.pss.append({"t": round(time.monotonic() - t0, 1), "mib": round(kib / 1024, 1), "procs": len(procs)})
+            self.pss.append(
+                {
+                    "t": round(time.monotonic() - t0, 1),
+                    "mib": round(kib / 1024, 1),
+                    "procs": len(procs),
+                    "worker_rss_max_mib": round(max(rss) / 1024, 1),  # reload-on-rss looks at this
+                }
+            )
             if self.stop.wait(self.plan.pss_every):
                 return
 
@@ -511,9 +520,11 @@ def pss_verdict(samples: list[dict], plan: Plan, duration: float) -> dict:
     last = [s["mib"] for s in judged if s["t"] >= duration - quarter]
     out = {"samples": samples, "warmup_s": plan.warmup, "limit_ratio": plan.pss_growth}
     if first and last:
-        out |= {"first_quarter_mib": statistics.median(first), "last_quarter_mib": statistics.median(last)}
+        out["first_quarter_mib"] = round(statistics.median(first), 1)
+        out["last_quarter_mib"] = round(statistics.median(last), 1)
         out["ratio"] = round(out["last_quarter_mib"] / out["first_quarter_mib"], 3)
     out["max_mib"] = max((s["mib"] for s in samples), default=0)
+    out["worker_rss_max_mib"] = max((s.get("worker_rss_max_mib", 0) for s in samples), default=0)
     return out
 
 
@@ -523,8 +534,10 @@ def summarize(run: Soak, booked: dict, log: str, master_now: int) -> dict:
     calls = list(run.calls)
     failures = explain(calls, run.events, p.explain_within)
     reloads = [e for e in run.events if e.kind == "reload"]
-    in_reload = [
-        f for f in failures if any(f["start"] <= r.t + (r.settled_s or 120) and f["end"] >= r.t for r in reloads)
+    in_reload = [  # not cut by a kill, yet failed while a reload ran
+        f
+        for f in failures
+        if f["kill_pid"] is None and any(f["start"] <= r.t + (r.settled_s or 120) and f["end"] >= r.t for r in reloads)
     ]
     ops: dict[str, dict] = {}
     for op in sorted({c.op for c in calls}):
@@ -542,6 +555,10 @@ def summarize(run: Soak, booked: dict, log: str, master_now: int) -> dict:
         row = {**asdict(e), "t": round(e.t - t0, 2)}
         if e.kind == "kill":
             row["failed"] = sum(1 for f in failures if f["kill_t"] == e.t)
+        else:  # requests wait in the listen queue while the master reloads
+            end = e.t + (e.settled_s or 0)
+            waited = [c.end - c.start for c in calls if c.ok and c.start <= end and c.end >= e.t]
+            row["slowest_ms"] = round(1000 * max(waited, default=0))
         events.append(row)
     for f in failures:
         f["start"], f["end"] = round(f["start"] - t0, 3), round(f["end"] - t0, 3)
@@ -581,6 +598,12 @@ def summarize(run: Soak, booked: dict, log: str, master_now: int) -> dict:
             "duration_s": round(run.duration, 1),
             "mode": f"all-in-one: supervisord running the uWSGI API ({p.workers} workers) and sahara-engine",
             "prefix": run.prefix,
+            "started": time.strftime("%Y-%m-%d %H:%M %Z", time.gmtime(time.time() - run.duration)),
+            "loadavg_end": Path("/proc/loadavg").read_text().split()[:3],
+            "cpus": os.cpu_count(),
+            "commit": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+            ).stdout.strip(),
         },
         "requests": {
             "sent": len(calls),
@@ -612,6 +635,7 @@ def soak(
 ) -> dict:
     """Start the all-in-one deployment, soak it, check the books, clean up, stop it."""
     say(f"starting all-in-one with {plan.workers} workers (log: {workdir / 'all-in-one.log'})")
+    loadavg = Path("/proc/loadavg").read_text().split()[:3]
     api = start_all_in_one(conf, workdir, plan.workers)
     try:
         run = Soak(api, make_session, plan, say)
@@ -626,6 +650,7 @@ def soak(
         finally:
             conn.close()
         results = summarize(run, booked, api.log_text(), api.program_pid("sahara-api"))
+        results["meta"]["loadavg_start"] = loadavg
         left = cleanup(ClientV2(session=make_session(), sahara_url=f"{api.url}/v2"), run.objs)
         if left:
             say(f"cleanup: {left} objects of {run.prefix} could not be deleted")
