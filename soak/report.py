@@ -57,6 +57,7 @@ def write(results: dict, out: Path) -> None:
         ["figure", "value"],
         [
             ["requests sent (2xx)", f"{req['sent']} ({req['ok']}), {req['per_s']} req/s"],
+            ["answered / lines in uWSGI's request log", f"{req['answered']} / {req['logged_by_uwsgi']}"],
             ["failed", req["failed"]],
             ["  in flight on a killed worker", req["explained_by_kills"]],
             ["  unexplained", req["unexplained"]],

@@ -31,7 +31,7 @@ from keystoneauth1 import session as ks_session
 from saharaclient.api.base import APIException
 from saharaclient.api.client import ClientV2
 
-from harness import ROOT, Api, free_port, start
+from harness import REQUEST_LOG, ROOT, Api, free_port, start
 
 BIN = Path(sys.executable).parent
 LAUNCHER = ROOT / "sahara_api_launcher.py"
@@ -613,6 +613,9 @@ def summarize(run: Soak, booked: dict, log: str, master_now: int) -> dict:
             "unexplained": len(unexplained),
             "failed_during_reloads": len(in_reload),
             "per_s": round(len(calls) / run.duration, 1),
+            # Every answered request has its line (uWSGI logs after the response); a cut one has none.
+            "answered": sum(c.answered for c in calls),
+            "logged_by_uwsgi": sum(1 for m in REQUEST_LOG.finditer(log) if m[2].startswith("/v2/")),
         },
         "ops": ops,
         "failures": failures,
