@@ -9,8 +9,8 @@ Knobs (environment):
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +24,7 @@ from soak import report
 from soak.run import PROJECT, Plan, soak
 
 STACK = ROOT / "scripts" / "stack.sh"
+LOG = ROOT / ".soak" / "all-in-one.log"  # supervisord, uWSGI and engine output of the last run
 # Like the tests: `down` at the end stops only what this run started.
 STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.soak")}
 
@@ -46,16 +47,19 @@ def main() -> int:
             conf.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{vhost}"))
             openrc = read_openrc()
             project_id = ensure_project(openrc, PROJECT, "make soak")
-            results = soak(conf, Path(tmp), project_id, lambda: keystone_session(openrc, PROJECT), plan, say)
+            try:
+                results = soak(conf, Path(tmp), project_id, lambda: keystone_session(openrc, PROJECT), plan, say)
+            finally:  # the deployment's log outlives the temporary directory
+                if (Path(tmp) / "all-in-one.log").exists():
+                    LOG.parent.mkdir(exist_ok=True)
+                    shutil.copyfile(Path(tmp) / "all-in-one.log", LOG)
     finally:
         subprocess.run([str(STACK), "vhost", "del", vhost], env=STACK_ENV, check=False, timeout=120)
         subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
-    (out / "soak").mkdir(parents=True, exist_ok=True)
-    (out / "soak" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     report.write(results, out)
     for check, ok in results["checks"].items():
         say(f"{'PASS' if ok else 'FAIL'}: {check}")
-    say(f"report: {out / 'soak.md'}")
+    say(f"report: {out / 'soak.md'}; the deployment's log: {LOG}")
     return 0 if results["passed"] else 1
 
 

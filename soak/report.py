@@ -45,8 +45,11 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write(results: dict, out: Path) -> None:
+def write(results: dict, out: Path, raw: bool = True) -> None:
+    """soak.md, soak/pss.png and (raw) soak/results.json under `out`."""
     (out / "soak").mkdir(parents=True, exist_ok=True)
+    if raw:
+        (out / "soak" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     plot(results, out / "soak" / "pss.png")
     meta, req, obj, pss, sup = (results[k] for k in ("meta", "requests", "objects", "pss", "supervision"))
     plan = meta["plan"]
@@ -108,6 +111,7 @@ def write(results: dict, out: Path) -> None:
     )
     if not results["failures"]:
         failures = "none\n"
+    reading = summary(results, kills, reloads)
     mismatches = "".join(f"- {m}\n" for m in obj["mismatches"]) or "none\n"
     text = f"""# Soak: chaos under mixed load
 
@@ -149,6 +153,7 @@ the same checks in `make test`.
 
 ## Figures
 
+{reading}
 {figures}
 ![PSS over time](soak/pss.png)
 
@@ -171,6 +176,29 @@ listen queue: "slowest request meanwhile" is the longest one that overlapped it.
     (out / "soak.md").write_text(text)
 
 
+def summary(results: dict, kills: list[dict], reloads: list[dict]) -> str:
+    """The run in a few sentences, from its figures."""
+    req, obj = results["requests"], results["objects"]
+    cut = sum(1 for k in kills if k["failed"])
+    lines = [
+        f"- {len(kills)} workers killed: {cut} of the kills cut requests ({req['explained_by_kills']} in all, each in "
+        f"flight on the killed worker); the master forked the replacement within "
+        f"{max((k['settled_s'] or 0) for k in kills):.3f} s every time."
+        if kills
+        else "- no worker was killed.",
+        f"- {len(reloads)} graceful reloads, each done (every worker new) in "
+        f"{min(r['settled_s'] or 0 for r in reloads):.1f}-{max(r['settled_s'] or 0 for r in reloads):.1f} s; "
+        f"{req['failed_during_reloads']} requests failed during them, and the slowest one that overlapped a reload "
+        f"took {max(r['slowest_ms'] for r in reloads)} ms (it waited in the listen queue)."
+        if reloads
+        else "- no reload ran.",
+        f"- {obj['created']} objects created and {obj['deleted']} deleted with a 2xx answer; MariaDB holds "
+        f"{obj['rows_in_db']} rows of the run for {obj['rows_expected']} expected"
+        f"{', no mismatch' if not obj['mismatches'] else ', ' + str(len(obj['mismatches'])) + ' mismatches'}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _pair(obj: dict, state: str) -> tuple[int, int]:
     return obj["resolved"][f"{state} absent"], obj["resolved"][f"{state} present"]
 
@@ -183,4 +211,4 @@ def _pss(pss: dict) -> str:
 
 if __name__ == "__main__":
     results_path = Path(sys.argv[1])
-    write(json.loads(results_path.read_text()), results_path.parent.parent)
+    write(json.loads(results_path.read_text()), results_path.parent.parent, raw=False)

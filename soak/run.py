@@ -111,6 +111,10 @@ def db_connect(conf: Path) -> pymysql.Connection:
     )
 
 
+def manager(sahara: ClientV2, kind: str):  # noqa: ANN201 (saharaclient's managers share no base type)
+    return {"data_source": sahara.data_sources, "job_binary": sahara.job_binaries}.get(kind, sahara.job_templates)
+
+
 class AllInOne(Api):
     """`sahara_api_launcher.py all-in-one`: supervisord, the uWSGI API, the engine."""
 
@@ -197,7 +201,7 @@ class Soak:
             (self.create_job_binary, 1),
             (self.get, 3),
             (self.update, 2),
-            (self.list, 2),
+            (self.list_all, 2),
             (self.plugins, 2),
             (self.delete_one, 1),
         ]
@@ -264,14 +268,11 @@ class Soak:
         if jt.state == "create-failed":
             main.pinned = False  # answered: no template holds it
 
-    def manager(self, sahara: ClientV2, kind: str):  # noqa: ANN201 (saharaclient managers have no common type)
-        return {"data_source": sahara.data_sources, "job_binary": sahara.job_binaries}.get(kind, sahara.job_templates)
-
     def get(self, sahara: ClientV2, n: int, mine: list[Obj], rnd: random.Random) -> None:
         live = [o for o in mine if o.state == "live"]
         if live:
             obj = rnd.choice(live)
-            self.call(f"get {obj.kind}", n, lambda: self.manager(sahara, obj.kind).get(obj.id))
+            self.call(f"get {obj.kind}", n, lambda: manager(sahara, obj.kind).get(obj.id))
 
     def update(self, sahara: ClientV2, n: int, mine: list[Obj], rnd: random.Random) -> None:
         live = [o for o in mine if o.state == "live"]
@@ -282,13 +283,11 @@ class Soak:
         if obj.kind == "job_template":
             self.call("update job_template", n, lambda: sahara.job_templates.update(obj.id, description=text))
         else:
-            self.call(
-                f"update {obj.kind}", n, lambda: self.manager(sahara, obj.kind).update(obj.id, {"description": text})
-            )
+            self.call(f"update {obj.kind}", n, lambda: manager(sahara, obj.kind).update(obj.id, {"description": text}))
 
-    def list(self, sahara: ClientV2, n: int, mine: list[Obj], rnd: random.Random) -> None:
+    def list_all(self, sahara: ClientV2, n: int, mine: list[Obj], rnd: random.Random) -> None:
         kind = rnd.choice(list(TABLES))
-        self.call(f"list {kind}", n, lambda: self.manager(sahara, kind).list())
+        self.call(f"list {kind}", n, lambda: manager(sahara, kind).list())
 
     def plugins(self, sahara: ClientV2, n: int, mine: list[Obj], rnd: random.Random) -> None:
         if rnd.random() < 0.5:
@@ -302,7 +301,7 @@ class Soak:
             self.delete(sahara, n, mine, rnd.choice(live))
 
     def delete(self, sahara: ClientV2, n: int, mine: list[Obj], obj: Obj) -> None:
-        outcome, _ = self.call(f"delete {obj.kind}", n, lambda: self.manager(sahara, obj.kind).delete(obj.id))
+        outcome, _ = self.call(f"delete {obj.kind}", n, lambda: manager(sahara, obj.kind).delete(obj.id))
         mine.remove(obj)
         if outcome != "ok":
             obj.state = "delete-unknown"  # the DB says at the end
@@ -490,13 +489,10 @@ def cleanup(sahara: ClientV2, objs: list[Obj]) -> int:
     """Delete what the soak left (templates before their job binaries); returns how many are left."""
     left = 0
     for kind in ("job_template", "job_binary", "data_source"):
-        manager = {"data_source": sahara.data_sources, "job_binary": sahara.job_binaries}.get(
-            kind, sahara.job_templates
-        )
         for o in objs:
             if o.kind == kind and o.state == "live":
                 try:
-                    manager.delete(o.id)
+                    manager(sahara, kind).delete(o.id)
                     o.state = "deleted"
                 except (APIException, ks_exc.ConnectionError):
                     left += 1
@@ -601,9 +597,6 @@ def summarize(run: Soak, booked: dict, log: str, master_now: int) -> dict:
             "started": time.strftime("%Y-%m-%d %H:%M %Z", time.gmtime(time.time() - run.duration)),
             "loadavg_end": Path("/proc/loadavg").read_text().split()[:3],
             "cpus": os.cpu_count(),
-            "commit": subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-            ).stdout.strip(),
         },
         "requests": {
             "sent": len(calls),
@@ -638,6 +631,7 @@ def soak(
 ) -> dict:
     """Start the all-in-one deployment, soak it, check the books, clean up, stop it."""
     say(f"starting all-in-one with {plan.workers} workers (log: {workdir / 'all-in-one.log'})")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
     api = start_all_in_one(conf, workdir, plan.workers)
     try:
@@ -653,7 +647,7 @@ def soak(
         finally:
             conn.close()
         results = summarize(run, booked, api.log_text(), api.program_pid("sahara-api"))
-        results["meta"]["loadavg_start"] = loadavg
+        results["meta"] |= {"loadavg_start": loadavg, "commit": commit.stdout.strip()}
         left = cleanup(ClientV2(session=make_session(), sahara_url=f"{api.url}/v2"), run.objs)
         if left:
             say(f"cleanup: {left} objects of {run.prefix} could not be deleted")
