@@ -192,9 +192,9 @@ def targets(res: Results) -> tuple[str, dict]:
         lo = res.cold(ours, "listening_s")
         if not ok and lo:
             lines.append(
-                f"  Why: our launcher checks MariaDB and RabbitMQ before it starts uWSGI: the port opens after a "
-                f"median {statistics.median(lo):.2f} s, then loading Sahara's app takes as long as upstream's whole "
-                "start (tuning.md, 'Not changed')."
+                f"  Why: our launcher checks MariaDB and RabbitMQ (side by side) before it execs uWSGI, whose port "
+                f"opens after a median {statistics.median(lo):.2f} s; then uWSGI loads Sahara's app, which takes "
+                "about as long as upstream's whole start, and forks the workers (tuning.md, 'Not changed')."
             )
     else:
         figures["P4"] = None

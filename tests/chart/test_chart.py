@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from chartlib import CHART, KUBE_VERSION, ROOT, VALUES, find, helm, render
+from troubleshooting import assert_documented
 
 pytestmark = pytest.mark.chart
 VALUES_FILES = sorted(VALUES.glob("*.yaml"))
@@ -55,6 +56,7 @@ def test_bad_values_are_refused(setting: str, message: str) -> None:
     print(out.stderr.strip().splitlines()[-1])
     assert out.returncode != 0
     assert message in out.stderr
+    assert_documented(next(line for line in out.stderr.splitlines() if message in line))
 
 
 def test_configmap_holds_the_hosts_deploy_files() -> None:

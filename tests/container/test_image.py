@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from containerlib import Container, Load, podman
+from troubleshooting import assert_documented
 
 ROOT = Path(__file__).resolve().parents[2]
 EX_CONFIG = 78
@@ -111,6 +112,7 @@ def test_missing_setting_stops_with_one_line(run_container, stack_env, mode: str
     assert len(out.splitlines()) == 1 and out.startswith("sahara-api: ERROR: ")
     assert expected in out
     assert "dev-secret" not in out
+    assert_documented(out)
 
 
 def test_healthcheck_follows_the_drain_file(run_container, mounted_conf) -> None:

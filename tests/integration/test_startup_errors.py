@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from troubleshooting import assert_documented
+
 EX_UNAVAILABLE, EX_CONFIG = 69, 78
 
 
@@ -33,6 +35,7 @@ def fails_cleanly(launch, expected_rc: int, *words: str, mode: str = "api", **en
     assert out.startswith("sahara-api: ERROR: ")
     for word in words:
         assert word in out
+    assert_documented(out)
     return out
 
 

@@ -18,6 +18,7 @@ import requests
 
 from conftest import LAUNCHER, PYTHON, ROOT, Api, free_port, start
 from load import Load
+from troubleshooting import assert_documented
 from workload import scale_request
 
 CONF = ROOT / "deploy" / "supervisord.conf"
@@ -147,3 +148,4 @@ def test_program_that_cannot_start_goes_fatal(supervisor) -> None:
     print(f"\n[R5] FATAL after {took:.1f} s and {spawns} starts; errors: {errors}")
     assert spawns == 4, "1 start + startretries=3"
     assert len(errors) == 1 and "cannot listen" in errors.pop()
+    assert_documented(next(line for line in log.splitlines() if "entered FATAL state" in line))

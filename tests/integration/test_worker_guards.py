@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from conftest import Api
+from troubleshooting import assert_documented
 
 # uWSGI never lets a worker be recycled younger than this (min-worker-lifetime).
 MIN_LIFETIME = 10
@@ -33,6 +34,7 @@ def test_harakiri_kills_a_stuck_request_and_replaces_the_worker(launch, slow_eng
     log = api.log_text()
     print(f"\nstuck request cut after {killed_after:.1f} s (harakiri 3 s)")
     assert "HARAKIRI ON WORKER" in log
+    assert_documented(next(line for line in log.splitlines() if "HARAKIRI ON WORKER" in line).split(" - ", 1)[1])
     assert f"/v2/clusters/{cluster}" in log.split("HARAKIRI ON WORKER", 1)[1], "the log names the stuck path"
     assert killed_after < 3 + 5
     deadline = time.monotonic() + 10
@@ -76,6 +78,7 @@ def test_broken_app_stops_startup(launch, sahara_conf, tmp_path) -> None:
     print(f"\nrc={rc}: {errors}")
     assert rc != 0
     assert len(errors) == 1 and "failed to load" in errors[0]
+    assert_documented(errors[0])
     assert proc.leftovers() == []
 
 
@@ -89,5 +92,6 @@ def test_respawn_storm_is_throttled(launch, token) -> None:
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
     assert "respawning too fast" in api.log_text()
+    assert_documented(next(line for line in api.log_text().splitlines() if "respawning too fast" in line))
     api.wait_ready(timeout=30)
     assert get_plugins(api, token) == 200

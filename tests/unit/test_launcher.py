@@ -72,3 +72,24 @@ def test_stop_timeout_must_exceed_request_timeout() -> None:
     knobs = settings({"SAHARA_API_MAX_REQUESTS": "1000"})
     launcher.check_server_knobs(knobs)
     assert knobs["SAHARA_API_MAX_REQUESTS_STEP"] == "100"
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts", "tls"),
+    [
+        ("rabbit://u:p@h:5672/", [("h", 5672, "/", "p")], False),
+        (
+            "rabbit://u:p%40x@h1:5672,u:p@h2:5673/sahara?ssl=1",
+            [("h1", 5672, "sahara", "p@x"), ("h2", 5673, "sahara", "p")],
+            True,
+        ),
+        ("rabbit://u:p@[::1]:5672/v?heartbeat=10", [("::1", 5672, "v", "p")], False),
+    ],
+)
+def test_broker_urls_follow_oslo_transport_url(url: str, hosts: list[tuple], tls: bool) -> None:
+    import kombu
+
+    urls, got_tls = launcher.broker_urls(url)
+    assert got_tls is tls
+    got = [(c.hostname, c.port, c.virtual_host, c.password) for c in map(kombu.Connection, urls)]
+    assert got == hosts
