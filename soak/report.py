@@ -150,6 +150,8 @@ the same checks in `make test`.
 - **PSS flat**: after a {pss["warmup_s"]:g} s warm-up, the median of the last quarter of the samples is
   at most {pss["limit_ratio"]} x the median of the first quarter. Kills and reloads replace workers
   on their own; `max-requests` and `reload-on-rss` (docs/signals.md) bound a worker that lives long.
+  A sample that falls inside a reload is a transient, not a trend: the old workers are exiting (the
+  total rises for a moment) or the master is alone (it dips); the medians leave such outliers out.
 
 ## Figures
 
