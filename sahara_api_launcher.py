@@ -39,6 +39,7 @@ def load_conf(files: list[str]) -> ConfigOpts:
 
     conf = cfg.ConfigOpts()
     conf.register_opts([cfg.IntOpt("api_workers"), cfg.StrOpt("transport_url")])
+    conf.register_opt(cfg.IntOpt("job_binary_max_KB", default=5120))
     conf.register_opt(cfg.StrOpt("connection"), group="database")
     conf.register_opt(cfg.BoolOpt("ssl", default=False), group="oslo_messaging_rabbit")
     conf.register_opts([cfg.StrOpt(name) for name in KEYSTONE_REQUIRED], group="keystone_authtoken")
@@ -90,13 +91,22 @@ def resolve_workers(knobs: dict[str, str], conf: ConfigOpts, files: list[str]) -
     return whole_number(where, raw, 1, 512)
 
 
-def check_server_knobs(knobs: dict[str, str]) -> None:
-    """The numeric knobs of deploy/defaults.env; derives uWSGI's recycling step."""
+def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> None:
+    """The numeric knobs of deploy/defaults.env; derives uWSGI's recycling step and body limit."""
     whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
     whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
     max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
     knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))
     whole_number("SAHARA_API_MAX_RSS_MB", knobs["SAHARA_API_MAX_RSS_MB"], 1, 10**6)
+    max_body = whole_number("SAHARA_API_MAX_BODY_MB", knobs["SAHARA_API_MAX_BODY_MB"], 1, 10**6)
+    if max_body * 1024 < job_binary_max_kb:
+        raise StartupError(
+            f"SAHARA_API_MAX_BODY_MB={max_body} is below [DEFAULT] job_binary_max_KB={job_binary_max_kb}:"
+            " job binary uploads Sahara accepts would get 413: raise it"
+        )
+    knobs["SAHARA_API_MAX_BODY_BYTES"] = str(max_body * 1024 * 1024)
+    if knobs["SAHARA_API_FRONT"] not in ("direct", "router"):
+        raise StartupError(f"SAHARA_API_FRONT={knobs['SAHARA_API_FRONT']!r}: set direct or router (docs/security.md)")
     timeout = whole_number("SAHARA_API_TIMEOUT", knobs["SAHARA_API_TIMEOUT"], 1, 86400)
     if whole_number("SAHARA_API_STOP_TIMEOUT", knobs["SAHARA_API_STOP_TIMEOUT"], 1, 86400) <= timeout:
         raise StartupError(
@@ -211,8 +221,8 @@ def command(mode: str, files: list[str], knobs: dict[str, str]) -> list[str]:
     config_args = [a for f in files for a in ("--config-file", f)]
     if mode == "api":
         return [str(bindir / "uwsgi"), "--ini", str(UWSGI_INI)]
-    if mode == "engine":
-        return [str(bindir / "sahara-engine"), *config_args]
+    if mode == "engine":  # sahara-engine with its secrets marked (sahara_wsgi_entry.run_engine)
+        return [sys.executable, str(HERE / "sahara_wsgi_entry.py"), "sahara-engine", *config_args]
     if mode == "debug":  # one process, green threads, restarted on code changes
         grace = knobs["SAHARA_API_STOP_TIMEOUT"]
         return [str(bindir / "hupper"), "--shutdown-interval", grace, "-m", "sahara_wsgi_entry"]
@@ -238,7 +248,7 @@ def main(argv: list[str]) -> None:
         if mode == "api":
             knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
         if mode in ("api", "debug"):
-            check_server_knobs(knobs)
+            check_server_knobs(knobs, conf.job_binary_max_KB)
             check_port(knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"])
         if mode in ("api", "all-in-one"):
             make_run_dir(knobs["SAHARA_RUN_DIR"])

@@ -3,7 +3,9 @@
 uWSGI imports this module once in its master, which builds the app through
 Sahara's own setup code and forks the workers from it (copy-on-write); each
 worker then opens its own DB and RPC connections (_after_fork). The launcher
-(sahara_api_launcher.py) checks the environment and starts uWSGI.
+(sahara_api_launcher.py) checks the environment and starts uWSGI. Run as
+a script it serves the debug mode, or with `sahara-engine` runs the engine
+(run_engine), both with Sahara's secrets marked as such (hide_secrets).
 
 Environment (defaults in deploy/defaults.env):
   SAHARA_CONFIG_FILES  Sahara config files, ':'-separated
@@ -57,6 +59,25 @@ def config_files(knobs: dict[str, str]) -> list[str]:
     return files
 
 
+def hide_secrets() -> None:
+    """Sahara 19 does not mark [trustee] password secret, and fills it with the
+    [keystone_authtoken] password: the config dump at start-up (debug) would
+    print it. Mark it secret like every other password."""
+    from sahara.utils.openstack import keystone
+
+    for opt in keystone.trustee_opts:
+        opt.secret = opt.secret or opt.name == "password"
+
+
+def run_engine(argv: list[str]) -> None:
+    """sahara-engine, as its console script runs it, after hide_secrets()."""
+    sys.argv = [str(Path(sys.executable).parent / "sahara-engine"), *argv]
+    from sahara.cli import sahara_engine  # eventlet-patches everything first
+
+    hide_secrets()
+    sys.exit(sahara_engine.main())
+
+
 def build_application(debug: bool = False) -> Callable:
     """Sahara's own API setup (sahara.cli.sahara_api.setup_api) with our paste file."""
     import sahara.main as server
@@ -66,6 +87,7 @@ def build_application(debug: bool = False) -> Callable:
     from oslo_middleware.healthcheck import opts as healthcheck_opts
     from oslo_service import _options as wsgi_options
 
+    hide_secrets()
     knobs = settings()
     # Sahara parses its config from argv: hand it the files we were given.
     sys.argv = ["sahara-api"] + [a for f in config_files(knobs) for a in ("--config-file", f)]
@@ -189,4 +211,6 @@ if uwsgi is not None:
     uwsgi.atexit = _before_exit
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["sahara-engine"]:  # the launcher's engine mode
+        run_engine(sys.argv[2:])
     serve_debug()

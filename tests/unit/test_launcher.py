@@ -60,7 +60,10 @@ def test_config_files_are_colon_separated_and_checked(tmp_path: Path) -> None:
 def test_each_mode_execs_its_service() -> None:
     files, knobs = ["/etc/sahara/sahara.conf"], settings({})
     assert launcher.command("api", files, knobs)[1:] == ["--ini", str(launcher.UWSGI_INI)]
-    assert launcher.command("engine", files, knobs)[0].endswith("/sahara-engine")
+    assert launcher.command("engine", files, knobs)[1:3] == [
+        str(launcher.HERE / "sahara_wsgi_entry.py"),
+        "sahara-engine",
+    ]
     assert launcher.command("db-sync", files, knobs)[-2:] == ["upgrade", "head"]
     assert launcher.command("debug", files, knobs)[-2:] == ["-m", "sahara_wsgi_entry"]
 
@@ -93,3 +96,18 @@ def test_broker_urls_follow_oslo_transport_url(url: str, hosts: list[tuple], tls
     assert got_tls is tls
     got = [(c.hostname, c.port, c.virtual_host, c.password) for c in map(kombu.Connection, urls)]
     assert got == hosts
+
+
+def test_body_limit_must_hold_saharas_largest_upload() -> None:
+    knobs = settings({"SAHARA_API_MAX_BODY_MB": "4"})
+    with pytest.raises(StartupError, match="below \\[DEFAULT\\] job_binary_max_KB=5120"):
+        launcher.check_server_knobs(knobs, job_binary_max_kb=5120)
+    knobs = settings({"SAHARA_API_MAX_BODY_MB": "5"})
+    launcher.check_server_knobs(knobs, job_binary_max_kb=5120)
+    assert knobs["SAHARA_API_MAX_BODY_BYTES"] == str(5 * 1024 * 1024)
+
+
+def test_front_is_direct_or_router() -> None:
+    with pytest.raises(StartupError, match="SAHARA_API_FRONT='proxy': set direct or router"):
+        launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "proxy"}))
+    launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "router"}))
