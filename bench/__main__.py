@@ -28,7 +28,7 @@ import requests
 
 from bench import measure, report
 from bench.contenders import Contender, launch, parse
-from harness import ROOT, Api, Proc, keystone_session, read_openrc, start
+from harness import ROOT, Api, Proc, ensure_project, keystone_session, read_openrc, start
 from workload import slow_mix
 
 BENCH_PROJECT = "sahara-bench"  # its own Keystone project: a fixed number of clusters
@@ -141,7 +141,7 @@ class Stack:
         self.conf = workdir / "sahara.conf"
         self.conf.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{VHOST}"))
         openrc = read_openrc()
-        self.project_id = ensure_project(openrc)
+        self.project_id = ensure_project(openrc, BENCH_PROJECT, "make bench")
         self.token = keystone_session(openrc, BENCH_PROJECT).get_token()
         self.clusters = clusters
         say(f"stack: project {BENCH_PROJECT} with {clusters} clusters")
@@ -158,21 +158,6 @@ class Stack:
         r = requests.get(f"{api.url}/v2/clusters", headers={"X-Auth-Token": self.token}, timeout=30)
         r.raise_for_status()
         return len(r.json()["clusters"])
-
-
-def ensure_project(openrc: dict[str, str]) -> str:
-    """The benchmark's own project, with the admin user as its admin."""
-    admin = keystone_session(openrc)
-    base = openrc["OS_AUTH_URL"].rstrip("/")
-    found = admin.get(f"{base}/projects", params={"name": BENCH_PROJECT}).json()["projects"]
-    if found:
-        project_id = found[0]["id"]
-    else:
-        body = {"project": {"name": BENCH_PROJECT, "domain_id": "default", "description": "make bench"}}
-        project_id = admin.post(f"{base}/projects", json=body).json()["project"]["id"]
-    role_id = admin.get(f"{base}/roles", params={"name": "admin"}).json()["roles"][0]["id"]
-    admin.put(f"{base}/projects/{project_id}/users/{admin.get_user_id()}/roles/{role_id}")
-    return project_id
 
 
 class SlowEngine:

@@ -142,3 +142,18 @@ def keystone_session(openrc: dict[str, str], project_name: str | None = None) ->
         project_domain_name=openrc["OS_PROJECT_DOMAIN_NAME"],
     )
     return ks_session.Session(auth=auth)
+
+
+def ensure_project(openrc: dict[str, str], name: str, description: str) -> str:
+    """A Keystone project of `name` (made if missing), with the openrc user as its admin."""
+    admin = keystone_session(openrc)
+    base = openrc["OS_AUTH_URL"].rstrip("/")
+    found = admin.get(f"{base}/projects", params={"name": name}).json()["projects"]
+    if found:
+        project_id = found[0]["id"]
+    else:
+        body = {"project": {"name": name, "domain_id": "default", "description": description}}
+        project_id = admin.post(f"{base}/projects", json=body).json()["project"]["id"]
+    role_id = admin.get(f"{base}/roles", params={"name": "admin"}).json()["roles"][0]["id"]
+    admin.put(f"{base}/projects/{project_id}/users/{admin.get_user_id()}/roles/{role_id}")
+    return project_id
