@@ -191,7 +191,8 @@ def kill_worker(leader: Proc, url: str, token: str, rate: float = 20, settle: fl
     """kill -9 one worker under `rate` req/s; time until a new one waits for connections."""
     parent = psutil.Process(leader.pid)
     before = {c.pid for c in parent.children()}
-    victim = max(before)
+    # A worker runs the leader's program; anything else it runs is not one.
+    victim = max(c.pid for c in parent.children() if c.name() == parent.name())
     with Background(url, token, 1 / rate) as load:
         time.sleep(settle)
         t0 = time.monotonic()

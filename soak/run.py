@@ -9,6 +9,7 @@ equal to what the clients created minus what they deleted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -31,6 +32,7 @@ from keystoneauth1 import session as ks_session
 from saharaclient.api.base import APIException
 from saharaclient.api.client import ClientV2
 
+from bench.measure import percentile, pss_mib
 from harness import REQUEST_LOG, ROOT, Api, free_port, start
 
 BIN = Path(sys.executable).parent
@@ -357,27 +359,21 @@ class Soak:
 
     def sample_pss(self, t0: float) -> None:
         while True:
-            procs, kib, rss = [], 0, [0]
+            procs, rss = [], [0]
             try:
                 master = psutil.Process(self.master)
                 procs = [master, *master.children()]
             except psutil.Error:
                 pass
-            for p in procs:
-                try:
-                    for line in Path(f"/proc/{p.pid}/smaps_rollup").read_text().splitlines():
-                        if line.startswith("Pss:"):
-                            kib += int(line.split()[1])
-                        elif line.startswith("Rss:") and p.pid != self.master:
-                            rss.append(int(line.split()[1]))
-                except OSError:
-                    pass
+            for p in procs[1:]:
+                with contextlib.suppress(psutil.Error):
+                    rss.append(p.memory_info().rss)
             self.pss.append(
                 {
                     "t": round(time.monotonic() - t0, 1),
-                    "mib": round(kib / 1024, 1),
+                    "mib": pss_mib(procs),
                     "procs": len(procs),
-                    "worker_rss_max_mib": round(max(rss) / 1024, 1),  # reload-on-rss looks at this
+                    "worker_rss_max_mib": round(max(rss) / 2**20, 1),  # reload-on-rss looks at this
                 }
             )
             if self.stop.wait(self.plan.pss_every):
@@ -497,14 +493,6 @@ def cleanup(sahara: ClientV2, objs: list[Obj]) -> int:
                 except (APIException, ks_exc.ConnectionError):
                     left += 1
     return left
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest rank (bench/measure.py's rule)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(1, -(-len(ordered) * pct // 100)) - 1]
 
 
 def pss_verdict(samples: list[dict], plan: Plan, duration: float) -> dict:
