@@ -86,20 +86,13 @@ def test_broker_unreachable(launch, sahara_conf: Path, tmp_path: Path, mode: str
     assert "dev-secret" not in out
 
 
-def test_port_already_taken(launch) -> None:
+@pytest.mark.parametrize("knob", ["SAHARA_API_PORT", "SAHARA_METRICS_PORT"])
+def test_port_already_taken(launch, knob: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        fails_cleanly(launch, EX_UNAVAILABLE, f"127.0.0.1:{port}", "SAHARA_API_PORT", SAHARA_API_PORT=port)
-
-
-def test_metrics_port_already_taken(launch) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        fails_cleanly(launch, EX_UNAVAILABLE, f"127.0.0.1:{port}", "SAHARA_METRICS_PORT", SAHARA_METRICS_PORT=port)
+        fails_cleanly(launch, EX_UNAVAILABLE, f"127.0.0.1:{port}", knob, **{knob: port})
 
 
 def test_unknown_mode(launch) -> None:
