@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import requests
@@ -72,19 +72,17 @@ FULL = Plan(
     p1_contenders="upstream-4,ours-4",
     profile_runs=200,
 )
-QUICK = Plan(
+# The harness check for `make test`: FULL with one small pair and short runs.
+QUICK = replace(
+    FULL,
     contenders="upstream-2,ours-2",
-    clusters=4,
     seconds=2,
     plugins_concurrency=(8,),
     clusters_concurrency=(8,),
     slow=4,
-    slow_delay=1.0,
-    fast_interval=0.05,
     kills=1,
     extra_cold_starts=0,
     p1_slow=4,
-    p1_delay=2.0,
     p1_contenders="upstream-2,ours-2",
     profile_runs=30,
 )
