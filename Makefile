@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 MODE ?=
 SAHARA_TEST_MODES := $(MODE)
 
-.PHONY: help run debug test unit-test integration-test image image-test chart chart-test bench soak lint lock stack-down
+.PHONY: help install run debug test unit-test integration-test image image-test chart chart-test bench soak lint lock stack-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -27,47 +27,47 @@ help: ## List the targets
 run: ## Install and start the local stack, serve the API under supervisord (Ctrl-C stops)
 	scripts/run.sh
 
-debug: .venv/.installed ## Like run, but the API in one process with green threads: pdb and reload on code change
+debug: install ## Like run, but the API in one process with green threads: pdb and reload on code change
 	scripts/debug.sh
 
-.venv/.installed: requirements/*.txt
+install: ## Install what is missing: Debian packages, .venv (pinned), a uWSGI with every feature uwsgi.ini uses
 	scripts/stack.sh install
 
-test: .venv/.installed $(HELM) ## Unit, integration, chart and container tests against the real local stack
+test: install $(HELM) ## Unit, integration, chart and container tests against the real local stack
 	@# Build first, outside pytest's per-test timeout (cold: ~4 min with the base);
 	@# if podman cannot work here, tests/container says why and skips.
 	scripts/image.sh || echo "[image] build failed: tests/container reports why"
 	$(PYTEST) tests $(PYTEST_ARGS)
 
-unit-test: .venv/.installed ## Unit tests only (no services)
+unit-test: install ## Unit tests only (no services)
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
-integration-test: .venv/.installed ## Integration tests only (brings the stack up and down)
+integration-test: install ## Integration tests only (brings the stack up and down)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
-bench: .venv/.installed ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~10 min; BENCH_QUICK=1: ~1.5 min)
+bench: install ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~10 min; BENCH_QUICK=1: ~1.5 min)
 	.venv/bin/python -m bench
 
-soak: .venv/.installed ## Chaos soak: CRUD load, a worker killed every 20 s, a reload a minute -> docs/soak.md (SOAK_SECONDS=600)
+soak: install ## Chaos soak: CRUD load, a worker killed every 20 s, a reload a minute -> docs/soak.md (SOAK_SECONDS=600)
 	.venv/bin/python -m soak
 
 image: ## Build the sahara-api image (deploy/Dockerfile) with podman; makes the Debian base if missing
 	scripts/image.sh
 
-image-test: .venv/.installed image ## Run the image with podman against the local stack (tests/container)
+image-test: install image ## Run the image with podman against the local stack (tests/container)
 	$(PYTEST) tests/container $(PYTEST_ARGS)
 
-chart: .venv/.installed $(HELM) ## helm lint the chart and package it into build/ (deploy/ files resolved)
+chart: install $(HELM) ## helm lint the chart and package it into build/ (deploy/ files resolved)
 	$(HELM) lint --strict $(CHART)
 	$(HELM) package $(CHART) -d build
 
-chart-test: .venv/.installed $(HELM) ## Chart checks without a cluster: lint, render, schema, bad values (tests/chart)
+chart-test: install $(HELM) ## Chart checks without a cluster: lint, render, schema, bad values (tests/chart)
 	$(PYTEST) tests/chart $(PYTEST_ARGS)
 
-$(HELM): scripts/install-helm.sh | .venv/.installed
+$(HELM): scripts/install-helm.sh | install
 	scripts/install-helm.sh $@
 
-lint: .venv/.installed $(HELM) ## ruff, shellcheck, hadolint and helm lint
+lint: install $(HELM) ## ruff, shellcheck, hadolint and helm lint
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	shellcheck scripts/*.sh deploy/*.sh .ci/run

@@ -1,6 +1,6 @@
 """Start a Sahara service after checking that it can work.
 
-    python sahara_api_launcher.py [api|engine|all-in-one|db-sync]
+    python sahara_api_launcher.py [api|engine|all-in-one|db-sync|check-uwsgi]
 
 Reads the knobs (deploy/defaults.env, then the environment), checks the
 config files, worker count, port, database and message broker, and on any
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +32,26 @@ UWSGI_INI = HERE / "deploy" / "uwsgi.ini"
 # Every option may also come from the environment as oslo.config reads it,
 # OS_<GROUP>__<OPTION> (the image and the chart do that): messages name both.
 KEYSTONE_REQUIRED = ("www_authenticate_uri", "auth_url", "password")
+
+
+# uWSGI options deploy/uwsgi.ini needs that pip builds only when their C
+# headers are present (scripts/stack.sh installs them first); each with the fix.
+UWSGI_FEATURES = {
+    "--route-if": "internal routing (the 413 body limit) needs PCRE: install libpcre2-dev, then"
+    " `pip install --no-cache-dir --force-reinstall uwsgi` (or rerun `make run`)",
+}
+
+
+def check_uwsgi(uwsgi: str) -> None:
+    """Refuse a uWSGI built without a feature uwsgi.ini uses, with the fix,
+    instead of its strict-mode "unknown config directive"."""
+    try:
+        options = subprocess.run([uwsgi, "--help"], capture_output=True, text=True, timeout=30).stdout
+    except OSError as e:
+        raise StartupError(f"cannot run {uwsgi} ({e.strerror}): install the requirements (make run does)") from None
+    for option, fix in UWSGI_FEATURES.items():
+        if option not in options.split():
+            raise StartupError(f"{uwsgi} was built without {option}: {fix}")
 
 
 def load_conf(files: list[str]) -> ConfigOpts:
@@ -248,6 +269,9 @@ def main(argv: list[str]) -> None:
     """sahara_api_launcher.py [mode]: check, then exec the service."""
     mode = argv[0] if argv else "api"
     try:
+        if mode == "check-uwsgi":  # at install and image build time: no config yet
+            check_uwsgi(str(Path(sys.executable).parent / "uwsgi"))
+            return
         knobs = settings()
         files = config_files(knobs)
         conf = load_conf(files)
@@ -256,6 +280,8 @@ def main(argv: list[str]) -> None:
         cmd = command(mode, files, knobs)
         if mode == "debug":
             check_debug_workers(knobs, conf)
+        if mode == "api":
+            check_uwsgi(cmd[0])
         if mode == "api":
             knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
         if mode in ("api", "debug"):

@@ -21,7 +21,8 @@ STARTED=${STACK_STARTED:-$STATE/started}
 KEYSTONE_PORT=5000
 SAHARA_CONF=$ROOT/etc/sahara/sahara.conf
 DEV_PASSWORD=dev-secret         # local dev stack only; matches etc/sahara/sahara.conf
-APT_PACKAGES=(mariadb-server rabbitmq-server memcached python3-venv python3-dev gcc make wrk)
+# libpcre2-dev: pip compiles uWSGI's internal routing (uwsgi.ini's route-if) only with it.
+APT_PACKAGES=(mariadb-server rabbitmq-server memcached python3-venv python3-dev gcc libc6-dev libpcre2-dev make wrk shellcheck)
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -65,13 +66,26 @@ install_venv() {
     local stamp=$VENV/.installed
     # Reinstall only when the pins changed.
     if [ -f "$stamp" ] && cmp -s "$stamp" <(cat "$ROOT"/requirements/*.txt); then
+        check_uwsgi
         return 0
     fi
     say "installing Python packages into .venv (first time: ~2 min, uWSGI compiles)"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q -U 'pip==23.2.1' 'setuptools<70' 'wheel==0.40.0'
     "$VENV/bin/pip" install -q -c "$ROOT/requirements/constraints.txt" -r "$ROOT/requirements/dev.txt"
+    check_uwsgi
     cat "$ROOT"/requirements/*.txt >"$stamp"
+}
+
+# pip reuses a cached uWSGI wheel built before libpcre2-dev was installed:
+# rebuild it without the cache once, then give up with the launcher's line.
+check_uwsgi() {
+    local check=("$VENV/bin/python" "$ROOT/sahara_api_launcher.py" check-uwsgi)
+    "${check[@]}" 2>/dev/null && return 0
+    say "uWSGI lacks a feature deploy/uwsgi.ini uses: rebuilding it without pip's cache (~1 min)"
+    "$VENV/bin/pip" install -q --no-cache-dir --force-reinstall --no-deps \
+        -c "$ROOT/requirements/constraints.txt" uwsgi
+    "${check[@]}" || die "uWSGI still lacks it after a rebuild: see the line above"
 }
 
 start_mariadb() {
@@ -288,6 +302,7 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     install) install_packages && install_venv ;;
+    check-uwsgi) check_uwsgi ;;
     lock) lock ;;
     vhost) vhost "$2" "$3" ;;
     *) die "usage: $0 up|down|install|lock|vhost add|del NAME" ;;
