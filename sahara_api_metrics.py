@@ -31,6 +31,9 @@ WORKER_COUNTERS = {
     "respawn_count": ("uwsgi_worker_respawn_count", "Times this worker slot was (re)spawned."),
 }
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# uwsgi.ini's reload-on-rss; the launcher hands every knob to uWSGI, and its
+# daemons inherit them. Exported so an alert can compare the RSS with it.
+MAX_RSS_MB = os.environ.get("SAHARA_API_MAX_RSS_MB", "")
 
 
 def read_stats(path: str, timeout: float = 5) -> dict:
@@ -82,6 +85,12 @@ class UwsgiCollector:
         for sock in stats["sockets"]:
             size.add_metric([sock["name"]], sock["max_queue"])
         yield size
+        if MAX_RSS_MB.isdigit():
+            yield GaugeMetricFamily(
+                "sahara_api_worker_rss_limit_bytes",
+                "SAHARA_API_MAX_RSS_MB: a worker above it is recycled after its request (reload-on-rss).",
+                value=int(MAX_RSS_MB) * 2**20,
+            )
 
     @staticmethod
     def worker_metrics(workers: list[dict]) -> Iterator[Metric]:

@@ -20,7 +20,7 @@ import pytest
 from keystoneauth1 import session as ks_session
 
 # Re-exported: the test modules import Api and Proc from here.
-from harness import ROOT, Api, Proc, free_port, keystone_session, read_openrc, start
+from harness import ROOT, Api, Proc, Prometheus, free_port, keystone_session, read_openrc, start, start_prometheus
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable  # the .venv's python: the launcher execs its siblings
@@ -286,3 +286,18 @@ def make_cluster(sahara_conf: Path, project_id: str) -> Iterator[Callable[[], st
     yield _make
     if made:
         subprocess.run([*base, "--delete", *made], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
+    """prometheus(rule_files=[], interval=1) starts Debian's Prometheus (installed
+    if missing) on loopback with its own port and data dir; stopped after the test."""
+    started: list[Prometheus] = []
+
+    def _start(rule_files: list[Path] = (), interval: float = 1) -> Prometheus:
+        started.append(start_prometheus(tmp_path / f"prometheus-{len(started)}", list(rule_files), interval))
+        return started[-1]
+
+    yield _start
+    for prom in started:
+        prom.stop()

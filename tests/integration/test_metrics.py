@@ -70,6 +70,21 @@ def test_metrics_in_every_uwsgi_mode(api) -> None:
     assert samples["uwsgi_workers"][""] == int(api.environ["SAHARA_API_WORKERS"])
 
 
+@pytest.mark.modes("multi", "supervisord", "container")
+def test_prometheus_scrapes_every_uwsgi_mode(api, prometheus) -> None:
+    """Debian's Prometheus scrapes the exporter as an operator's would."""
+    prom = prometheus()
+    prom.scrape(f"127.0.0.1:{api.environ['SAHARA_METRICS_PORT']}")
+    workers = int(api.environ["SAHARA_API_WORKERS"])
+    t0 = time.monotonic()
+    (up,) = prom.wait('up{job="sahara-api"} == 1 and on (instance) uwsgi_up == 1')
+    print(f"\nscraped by Prometheus {time.monotonic() - t0:.1f} s after the target was set: {up['metric']}")
+    assert prom.query("uwsgi_workers")[0]["value"][1] == str(workers)
+    assert len(prom.query("uwsgi_worker_requests_total")) == workers
+    limit = prom.query("sahara_api_worker_rss_limit_bytes")[0]["value"][1]
+    assert int(limit) == int(api.environ.get("SAHARA_API_MAX_RSS_MB", 512)) * 2**20, "SAHARA_API_MAX_RSS_MB"
+
+
 def test_requests_and_memory_are_reported(launch, token) -> None:
     api = launch(SAHARA_API_WORKERS=4)
     url = metrics_url(api)
