@@ -107,6 +107,11 @@ class UwsgiCollector:
             "uwsgi_worker_cores_busy", "Threads of the worker running a request.", labels=["worker_id"]
         )
         rss = GaugeMetricFamily("uwsgi_worker_rss_bytes", "Resident memory of the worker.", labels=["worker_id"])
+        avg_rt = GaugeMetricFamily(
+            "uwsgi_worker_average_response_time_seconds",
+            "Average time of the worker's recent requests (uWSGI's avg_rt).",
+            labels=["worker_id"],
+        )
         counters = {
             k: CounterMetricFamily(name, text, labels=["worker_id"]) for k, (name, text) in WORKER_COUNTERS.items()
         }
@@ -119,9 +124,10 @@ class UwsgiCollector:
             threads.add_metric(wid, len(w["cores"]))
             threads_busy.add_metric(wid, in_request)
             rss.add_metric(wid, rss_bytes(w["pid"]))
+            avg_rt.add_metric(wid, w["avg_rt"] / 1e6)
             for key, family in counters.items():
                 family.add_metric(wid, w[key])
-        yield from (busy, idle, accepting, threads, threads_busy, rss, *counters.values())
+        yield from (busy, idle, accepting, threads, threads_busy, rss, avg_rt, *counters.values())
 
 
 def main(argv: list[str]) -> None:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from chartlib import CHART, KUBE_VERSION, ROOT, VALUES, find, helm, render
+from harness import ensure_packages
 from troubleshooting import assert_documented
 
 pytestmark = pytest.mark.chart
@@ -74,8 +75,14 @@ def test_packaged_chart_carries_the_files_not_links(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     (package,) = tmp_path.glob("sahara-api-*.tgz")
     with tarfile.open(package) as tar:
-        for name in ("uwsgi.ini", "api-paste.ini", "defaults.env"):
-            member = tar.getmember(f"sahara-api/files/{name}")
+        for name in (
+            "uwsgi.ini",
+            "api-paste.ini",
+            "defaults.env",
+            "prometheus/sahara-api-alerts.yml",
+            "grafana/sahara-api-dashboard.json",
+        ):
+            member = tar.getmember(f"sahara-api/files/{Path(name).name}")
             assert member.isfile()
             assert tar.extractfile(member).read().decode() == (ROOT / "deploy" / name).read_text()
 
@@ -186,3 +193,44 @@ def test_metrics_can_be_turned_off() -> None:
     assert env_of(c)["SAHARA_METRICS_PORT"] == "0"
     assert [p["name"] for p in c["ports"]] == ["http"]
     assert [d for d in docs if d["kind"] == "ServiceMonitor" or d["metadata"]["name"].endswith("-metrics")] == []
+
+
+def rules_file() -> dict:
+    return yaml.safe_load((ROOT / "deploy/prometheus/sahara-api-alerts.yml").read_text())
+
+
+def test_prometheus_rule_is_the_hosts_rules_file(tmp_path: Path) -> None:
+    """The PrometheusRule carries deploy/prometheus/sahara-api-alerts.yml with the
+    ServiceMonitor's job (the metrics Service's name) and the runbook base, and
+    promtool accepts what it renders (kubernetes-validate has no schema for the CRD)."""
+    _, docs = render("-f", str(VALUES / "metrics.yaml"))
+    rule = find(docs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    job = find(docs, "Service", "metrics")["metadata"]["name"]
+    expected = rules_file()
+    for r in expected["groups"][0]["rules"]:
+        r["expr"] = r["expr"].replace('job="sahara-api"', f'job="{job}"')
+        r["annotations"]["runbook_url"] = "https://docs.example.com/sahara-api/" + r["annotations"]["runbook_url"]
+    assert rule["spec"] == expected
+    rendered = tmp_path / "rendered-rules.yml"
+    rendered.write_text(yaml.safe_dump(rule["spec"]))
+    ensure_packages("prometheus")  # promtool
+    out = subprocess.run(["promtool", "check", "rules", str(rendered)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_grafana_dashboard_is_the_hosts_file_for_the_sidecar() -> None:
+    _, docs = render("-f", str(VALUES / "metrics.yaml"))
+    (cm,) = (d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "OpenStack"}
+    assert cm["data"]["sahara-api-dashboard.json"] == (
+        ROOT / "deploy/grafana/sahara-api-dashboard.json"
+    ).read_text().rstrip("\n")
+
+
+def test_alerts_and_dashboard_are_opt_in() -> None:
+    _, docs = render()
+    assert [d for d in docs if d["kind"] == "PrometheusRule" or d["metadata"]["name"].endswith("-dashboard")] == []
+    _, docs = render("-f", str(VALUES / "metrics.yaml"), "--set", "metrics.enabled=false")
+    assert [d for d in docs if d["kind"] == "PrometheusRule" or d["metadata"]["name"].endswith("-dashboard")] == []

@@ -290,12 +290,12 @@ def make_cluster(sahara_conf: Path, project_id: str) -> Iterator[Callable[[], st
 
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
-    """prometheus(rule_files=[], interval=1) starts Debian's Prometheus (installed
+    """prometheus(rule_files, interval, targets) starts Debian's Prometheus (installed
     if missing) on loopback with its own port and data dir; stopped after the test."""
     started: list[Prometheus] = []
 
-    def _start(rule_files: list[Path] = (), interval: float = 1) -> Prometheus:
-        started.append(start_prometheus(tmp_path / f"prometheus-{len(started)}", list(rule_files), interval))
+    def _start(rule_files: list[Path] = (), interval: float = 1, targets: tuple[str, ...] = ()) -> Prometheus:
+        started.append(start_prometheus(tmp_path / f"prometheus-{len(started)}", list(rule_files), interval, targets))
         return started[-1]
 
     yield _start

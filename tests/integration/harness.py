@@ -145,10 +145,10 @@ def ensure_packages(*names: str) -> None:
 @dataclass
 class Prometheus(Proc):
     """Debian's Prometheus on loopback, scraping the `sahara-api` job's
-    targets from a file_sd file that `scrape()` rewrites (it rereads it at once)."""
+    targets from a file_sd file that `scrape()` rewrites (seen within ~5 s)."""
 
     port: int = 0
-    targets: Path = Path()
+    sd_file: Path = Path()
 
     @property
     def url(self) -> str:
@@ -156,9 +156,9 @@ class Prometheus(Proc):
 
     def scrape(self, *exporters: str) -> None:
         """Scrape exactly these host:port exporters from now on."""
-        tmp = self.targets.with_suffix(".tmp")
+        tmp = self.sd_file.with_suffix(".tmp")
         tmp.write_text(json.dumps([{"targets": list(exporters)}]))
-        tmp.rename(self.targets)  # atomic: Prometheus never reads half a file
+        tmp.rename(self.sd_file)  # atomic: Prometheus never reads half a file
 
     def api(self, path: str, **params: str) -> dict:
         r = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
@@ -186,24 +186,26 @@ class Prometheus(Proc):
         return result
 
 
-def start_prometheus(workdir: Path, rule_files: list[Path] = (), interval: float = 1) -> Prometheus:
+def start_prometheus(
+    workdir: Path, rule_files: list[Path] = (), interval: float = 1, targets: tuple[str, ...] = ()
+) -> Prometheus:
     """A Prometheus of its own: loopback, a free port, its data in workdir,
     scrapes and rule evaluations every `interval` seconds (15 s/1 m in production)."""
     ensure_packages("prometheus")  # brings promtool too
     workdir.mkdir(parents=True, exist_ok=True)
-    port, targets = free_port(), workdir / "targets.json"
+    port, sd_file = free_port(), workdir / "targets.json"
     every = f"{int(interval * 1000)}ms"
     config = {
         "global": {"scrape_interval": every, "evaluation_interval": every, "scrape_timeout": every},
         "rule_files": [str(f) for f in rule_files],
-        "scrape_configs": [{"job_name": "sahara-api", "file_sd_configs": [{"files": [str(targets)]}]}],
+        "scrape_configs": [{"job_name": "sahara-api", "file_sd_configs": [{"files": [str(sd_file)]}]}],
     }
     (workdir / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
     argv = ["prometheus", f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}"]
     argv += [f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
-    targets.write_text("[]")  # nothing to scrape until scrape() says what
+    sd_file.write_text(json.dumps([{"targets": list(targets)}]))
     prom = start("prometheus", argv, workdir / "prometheus.log", dict(os.environ), cls=Prometheus, port=port)
-    prom.targets = targets
+    prom.sd_file = sd_file
     deadline = time.monotonic() + 60
     while True:
         try:
