@@ -186,7 +186,7 @@ def test_each_alert_fires_alone_and_resolves(launch, slow_engine, make_cluster, 
     prom.wait('count(up{job="sahara-api"} == 1) == 2', timeout=60)
     chaos = Chaos(prom, fors)
     cluster = make_cluster()
-    threads = 4
+    threads = small["SAHARA_API_WORKERS"] * small["SAHARA_API_THREADS"]
 
     def warm(api: Api) -> None:
         """A worker's first requests fetch keystonemiddleware's own token; 4 at a
