@@ -53,6 +53,7 @@ def test_renders_valid_kubernetes_manifests(values: Path | None, tmp_path: Path)
         ("metrics.port=0", "metrics.port: Must be greater than or equal to 1"),
         ("metrics.port=8386", "metrics.port (8386) is the API's port"),
         ("metrics.serviceMonitor.interval=often", "metrics.serviceMonitor.interval: Does not match pattern"),
+        ("metrics.prometheusRule.runbookBaseUrl=docs.example.com", "metrics.prometheusRule.runbookBaseUrl: Does not"),
     ],
 )
 def test_bad_values_are_refused(setting: str, message: str) -> None:
