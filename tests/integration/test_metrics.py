@@ -108,6 +108,7 @@ def test_requests_and_memory_are_reported(launch, token) -> None:
         time.sleep(0.2)
     for name in ("uwsgi_listen_queue_length", "uwsgi_listen_queue_errors", "uwsgi_worker_exceptions_total"):
         assert name in after
+    assert 0 < max(after["uwsgi_worker_average_response_time_seconds"].values()) < 30, "uWSGI's avg_rt, in seconds"
 
 
 def test_killed_worker_counts_a_respawn(launch) -> None:
