@@ -15,7 +15,8 @@
 #
 # FRESH_CHECK_TIMEOUT bounds the whole run (s). CA_BUNDLE (default: this
 # machine's) is mounted read-only for pip, for HTTPS through a proxy with its
-# own CA; it never becomes part of the container's trust store.
+# own CA; it never becomes part of the container's trust store. podman passes
+# the host's *_proxy variables on by itself (--http-proxy); apt needs nothing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,8 +68,11 @@ host() {
     # In the background: a TERM to this script is acted on (container removed) at once.
     timeout -k 10 "$timeout" podman start -a "$NAME" &
     wait $! || rc=$?
-    [ "$rc" -eq 124 ] && fail "the whole check took more than $timeout s (FRESH_CHECK_TIMEOUT)"
-    return "$rc"
+    case $rc in
+        0 | 1) return "$rc" ;;  # the check's own verdict line is above
+        124) fail "the whole check took more than $timeout s (FRESH_CHECK_TIMEOUT)" ;;
+        *) fail "podman cannot run the container (exit $rc, podman's message above)" ;;
+    esac
 }
 
 # --- in the container, as root, at /src ---------------------------------
