@@ -37,13 +37,16 @@ host() {
     done
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing Debian packages: ${missing[*]}"
-        { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-            $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
+        { $sudo env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -q &&
+            $sudo env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
             >/dev/null || fail "cannot install ${missing[*]} (apt-get above)"
     fi
-    podman info >/dev/null 2>&1 ||
-        fail "podman cannot run here: $(podman info 2>&1 | tail -1)"
-    "$ROOT/scripts/base-image.sh" >/dev/null || fail "cannot make the Debian base image (scripts/base-image.sh)"
+    timeout 120 podman info >/dev/null 2>&1 ||
+        fail "podman cannot run here: $(timeout 120 podman info 2>&1 | tail -1)"
+    git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 ||
+        fail "$ROOT is not a git checkout: the check copies what a clone has (git ls-files)"
+    timeout 600 "$ROOT/scripts/base-image.sh" >/dev/null ||
+        fail "cannot make the Debian base image (scripts/base-image.sh)"
     local base
     base=$(awk '/^FROM /{print $2; exit}' "$ROOT/deploy/Dockerfile")
 
