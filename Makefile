@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 MODE ?=
 SAHARA_TEST_MODES := $(MODE)
 
-.PHONY: help install run debug test unit-test integration-test image image-test chart chart-test bench soak lint lock stack-down
+.PHONY: help install run debug test fresh-check unit-test integration-test image image-test chart chart-test bench soak lint lock stack-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: install $(HELM) ## Unit, integration, chart and container tests against th
 	@# if podman cannot work here, tests/container says why and skips.
 	scripts/image.sh || echo "[image] build failed: tests/container reports why"
 	$(PYTEST) tests $(PYTEST_ARGS)
+
+fresh-check: ## A new user on a fresh Debian 12, in a clean container: README set-up, make run, TERM; step times (~6 min)
+	scripts/fresh-check.sh
 
 unit-test: install ## Unit tests only (no services)
 	$(PYTEST) tests/unit $(PYTEST_ARGS)

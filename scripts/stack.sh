@@ -22,7 +22,8 @@ KEYSTONE_PORT=5000
 SAHARA_CONF=$ROOT/etc/sahara/sahara.conf
 DEV_PASSWORD=dev-secret         # local dev stack only; matches etc/sahara/sahara.conf
 # libpcre2-dev: pip compiles uWSGI's internal routing (uwsgi.ini's route-if) only with it.
-APT_PACKAGES=(mariadb-server rabbitmq-server memcached python3-venv python3-dev gcc libc6-dev libpcre2-dev make wrk shellcheck)
+# libssl-dev: Keystone's scrypt has no wheel for Python 3.11; pip compiles it against OpenSSL.
+APT_PACKAGES=(mariadb-server rabbitmq-server memcached python3-venv python3-dev gcc libc6-dev libpcre2-dev libssl-dev make wrk shellcheck)
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -270,6 +271,11 @@ down() {
             mariadb) $SUDO mariadb-admin shutdown 2>/dev/null || true ;;
         esac
     done
+    # rabbitmq-server also started Erlang's port mapper, which outlives it;
+    # `epmd -kill` refuses while another Erlang node still uses it.
+    if grep -qx rabbitmq "$STARTED"; then
+        $SUDO epmd -kill >/dev/null 2>&1 || true
+    fi
     rm -f "$STARTED"
 }
 
