@@ -1,0 +1,88 @@
+# shellcheck shell=bash
+# Sourced by scripts/run.sh (`make run`) and deploy/container-entrypoint.sh
+# (all-in-one): runs the launcher's all-in-one mode (supervisord: sahara-api
+# and sahara-engine) in a session of its own, so every process of the
+# deployment is found by its session id, whoever sends which signal
+# (docs/signals.md, "Stopping make run"):
+#   - TERM, INT or HUP to the caller: TERM to supervisord, which stops the API
+#     and the engine gracefully (Ctrl-C reaches only the caller: the terminal
+#     does not know the new session);
+#   - run_all_in_one returns only when no process of that session is left.
+#     If supervisord was SIGKILLed, its programs got TERM from the kernel (the
+#     launcher's PR_SET_PDEATHSIG) and are waited for; after
+#     SAHARA_API_STOP_TIMEOUT the rest is killed;
+#   - stop_leftovers stops what an earlier run left (its supervisord.pid in
+#     SAHARA_RUN_DIR names the session), with one line saying so.
+# The kernel never reuses a pid that is still a session id, so a session id
+# names only that deployment while any of its processes lives.
+
+TAG=${TAG:-[all-in-one]}
+
+stat_field() {  # stat_field PID N: field N of /proc/PID/stat after "(comm) " (0 state, 1 ppid, 2 pgrp, 3 session)
+    local stat fields
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+    read -ra fields <<<"${stat##*) }"
+    echo "${fields[$2]}"
+}
+
+session_pids() {  # session_pids SID: live (not zombie) processes of session SID
+    local p stat fields
+    for p in /proc/[0-9]*; do
+        read -r stat 2>/dev/null <"$p/stat" || continue
+        read -ra fields <<<"${stat##*) }"
+        if [ "${fields[3]}" = "$1" ] && [ "${fields[0]}" != Z ]; then echo "${p#/proc/}"; fi
+    done
+}
+
+wait_session() {  # wait_session SID SECONDS: until the session is empty; 1 if not in time
+    local deadline=$((SECONDS + $2))
+    while [ -n "$(session_pids "$1")" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+stop_session() {  # stop_session SID GRACE: wait up to GRACE s, TERM its programs, then KILL
+    local pid
+    wait_session "$1" "$2" && return 0
+    # The programs supervisord started are process group leaders; their
+    # children (uWSGI workers) follow them.
+    for pid in $(session_pids "$1"); do
+        [ "$(stat_field "$pid" 2)" != "$pid" ] || kill -TERM "$pid" 2>/dev/null || true
+    done
+    wait_session "$1" 10 && return 0
+    printf '%s killing what did not stop within %s s: pids %s\n' "$TAG" "$(($2 + 10))" "$(session_pids "$1" | tr '\n' ' ')"
+    for pid in $(session_pids "$1"); do kill -KILL "$pid" 2>/dev/null || true; done
+    wait_session "$1" 10 || true
+}
+
+stop_leftovers() {  # a deployment an earlier run left behind: stop it before starting
+    local pidfile=$SAHARA_RUN_DIR/supervisord.pid sid left
+    sid=$(cat "$pidfile" 2>/dev/null) || return 0
+    if [ "$(stat_field "$sid" 3 2>/dev/null)" = "$sid" ]; then
+        printf '%s ERROR: a deployment is already running here (supervisord pid %s, %s): stop it first (Ctrl-C in its terminal, or kill -TERM %s)\n' \
+            "$TAG" "$sid" "$pidfile" "$sid" >&2
+        return 1
+    fi
+    left=$(session_pids "$sid" | wc -l)
+    if [ "$left" -gt 0 ]; then
+        printf '%s stopping %s processes an earlier run left (session of supervisord pid %s, %s): up to %s s\n' \
+            "$TAG" "$left" "$sid" "$pidfile" "$SAHARA_API_STOP_TIMEOUT"
+        # They got TERM when their supervisord died: give them a moment first.
+        stop_session "$sid" 5
+    fi
+    rm -f "$pidfile"
+}
+
+run_all_in_one() {  # run_all_in_one COMMAND...: run it in a new session; return its status when all of it is gone
+    local sup rc=0
+    setsid "$@" &
+    sup=$!
+    # shellcheck disable=SC2064  # $sup is known now
+    trap "kill -TERM $sup 2>/dev/null || true" TERM INT HUP
+    # wait returns early when a trapped signal arrives: wait again until supervisord is gone.
+    while kill -0 "$sup" 2>/dev/null; do wait "$sup" || true; done
+    wait "$sup" || rc=$?
+    stop_session "$sup" "$SAHARA_API_STOP_TIMEOUT"
+    return "$rc"
+}
