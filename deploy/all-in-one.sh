@@ -9,8 +9,8 @@
 #     does not know the new session);
 #   - run_all_in_one returns only when no process of that session is left.
 #     If supervisord was SIGKILLed, its programs got TERM from the kernel (the
-#     launcher's PR_SET_PDEATHSIG) and are waited for; after
-#     SAHARA_API_STOP_TIMEOUT the rest is killed;
+#     launcher's PR_SET_PDEATHSIG) and are waited for; what is left after
+#     SAHARA_API_STOP_TIMEOUT gets TERM, and SIGKILL 10 s later;
 #   - stop_leftovers stops what an earlier run left (its supervisord.pid in
 #     SAHARA_RUN_DIR names the session), with one line saying so.
 # The kernel never reuses a pid that is still a session id, so a session id
@@ -42,7 +42,7 @@ wait_session() {  # wait_session SID SECONDS: until the session is empty; 1 if n
     done
 }
 
-stop_session() {  # stop_session SID GRACE: wait up to GRACE s, TERM its programs, then KILL
+stop_session() {  # stop_session SID WAIT GRACE: wait up to WAIT s, TERM its programs, KILL after GRACE s more
     local pid
     wait_session "$1" "$2" && return 0
     # The programs supervisord started are process group leaders; their
@@ -50,8 +50,8 @@ stop_session() {  # stop_session SID GRACE: wait up to GRACE s, TERM its program
     for pid in $(session_pids "$1"); do
         [ "$(stat_field "$pid" 2)" != "$pid" ] || kill -TERM "$pid" 2>/dev/null || true
     done
-    wait_session "$1" 10 && return 0
-    printf '%s killing what did not stop within %s s: pids %s\n' "$TAG" "$(($2 + 10))" "$(session_pids "$1" | tr '\n' ' ')"
+    wait_session "$1" "$3" && return 0
+    printf '%s killing what did not stop within %s s: pids %s\n' "$TAG" "$(($2 + $3))" "$(session_pids "$1" | tr '\n' ' ')"
     for pid in $(session_pids "$1"); do kill -KILL "$pid" 2>/dev/null || true; done
     wait_session "$1" 10 || true
 }
@@ -67,9 +67,9 @@ stop_leftovers() {  # a deployment an earlier run left behind: stop it before st
     left=$(session_pids "$sid" | wc -l)
     if [ "$left" -gt 0 ]; then
         printf '%s stopping %s processes an earlier run left (session of supervisord pid %s, %s): up to %s s\n' \
-            "$TAG" "$left" "$sid" "$pidfile" "$SAHARA_API_STOP_TIMEOUT"
+            "$TAG" "$left" "$sid" "$pidfile" "$((5 + SAHARA_API_STOP_TIMEOUT))"
         # They got TERM when their supervisord died: give them a moment first.
-        stop_session "$sid" 5
+        stop_session "$sid" 5 "$SAHARA_API_STOP_TIMEOUT"
     fi
     rm -f "$pidfile"
 }
@@ -83,6 +83,6 @@ run_all_in_one() {  # run_all_in_one COMMAND...: run it in a new session; return
     # wait returns early when a trapped signal arrives: wait again until supervisord is gone.
     while kill -0 "$sup" 2>/dev/null; do wait "$sup" || true; done
     wait "$sup" || rc=$?
-    stop_session "$sup" "$SAHARA_API_STOP_TIMEOUT"
+    stop_session "$sup" "$SAHARA_API_STOP_TIMEOUT" 10
     return "$rc"
 }

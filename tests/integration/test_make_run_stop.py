@@ -29,6 +29,7 @@ import requests
 
 from conftest import ROOT, free_port
 from load import Load
+from troubleshooting import assert_documented
 
 # A request started this long before the signal was accepted (test_supervision.py).
 ACCEPTED = 0.05
@@ -245,3 +246,48 @@ def test_make_run_stops_api_and_engine_first_and_leaves_nothing(make_run: MakeRu
     assert left == set()
     assert port_free(run.port) and port_free(run.metrics_port)
     assert "killing what did not stop" not in log, "everything stopped by itself"
+
+
+def stop_leftovers(run_dir: Path) -> subprocess.CompletedProcess:
+    """scripts/run.sh's first step, on its own."""
+    script = f"TAG='[run]'; source {ROOT / 'deploy' / 'all-in-one.sh'}; stop_leftovers"
+    env = {**os.environ, "SAHARA_RUN_DIR": str(run_dir), "SAHARA_API_STOP_TIMEOUT": "100"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_next_make_run_stops_what_a_dead_one_left(tmp_path: Path) -> None:
+    """A deployment whose supervisord died (its pidfile names the session) is
+    stopped with one line; a live one is left alone with one line."""
+    pidfile = tmp_path / "supervisord.pid"
+    # Two program heads (group leaders, as supervisord makes them) whose session leader is gone.
+    leftover = "set -m; sleep 300 & sleep 300 & echo $$ > " + str(pidfile)
+    subprocess.run(["setsid", "bash", "-c", leftover], check=True, timeout=30)
+    sid = int(pidfile.read_text())
+    left = session(sid)
+    assert len(left) == 2
+    try:
+        t0 = time.monotonic()
+        out = stop_leftovers(tmp_path)
+        took = time.monotonic() - t0
+        print(f"\n[leftover] {out.stdout.strip()} (done in {took:.1f} s)")
+        assert out.returncode == 0, out.stderr
+        assert session(sid) == set() and not pidfile.exists()
+        line = out.stdout.strip()
+        assert line.startswith("[run] stopping 2 processes an earlier run left") and "\n" not in line
+        assert_documented(line)
+    finally:
+        for pid in left:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    live = subprocess.Popen(["setsid", "sleep", "300"])  # a supervisord that is still running
+    try:
+        pidfile.write_text(f"{live.pid}\n")
+        time.sleep(0.2)
+        out = stop_leftovers(tmp_path)
+        print(f"[leftover] {out.stderr.strip()}")
+        assert out.returncode == 1 and alive(live.pid)
+        assert_documented(out.stderr.strip())
+    finally:
+        live.kill()
+        live.wait()
