@@ -28,13 +28,11 @@ import pytest
 import requests
 
 from conftest import ROOT, free_port
-from load import Load
+from load import Load, trickle_put
 from troubleshooting import assert_documented
 
 # A request started this long before the signal was accepted (test_supervision.py).
 ACCEPTED = 0.05
-# The in-flight request: its body trickles in over this long after the signal.
-SLOW_BODY = 2.0
 # Generous: the engine's own graceful stop takes ~5-8 s on a busy machine.
 STOP_BOUND = 60
 
@@ -161,31 +159,6 @@ def make_run(sahara_conf: Path, tmp_path: Path) -> Iterator[MakeRun]:
     popen.wait(timeout=30)
 
 
-def slow_put(url: str, token: str, result: dict[str, float | int | str]) -> None:
-    """A request in flight for SLOW_BODY s: its body arrives in pieces (a worker
-    thread reads it meanwhile); records the status and when the answer came."""
-    body = b'{"resize_node_groups": []}'.ljust(40) + b"\n"
-    head = (
-        "PUT /v2/clusters/00000000-0000-0000-0000-000000000000 HTTP/1.1\r\n"
-        f"Host: 127.0.0.1\r\nX-Auth-Token: {token}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    try:
-        host, port = url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=60) as s:
-            s.sendall(head.encode())
-            result["sent_head"] = time.monotonic()
-            pieces = [body[i : i + 8] for i in range(0, len(body), 8)]
-            for piece in pieces:
-                time.sleep(SLOW_BODY / len(pieces))
-                s.sendall(piece)
-            answer = s.makefile("rb").readline().decode()
-        result["status"] = int(answer.split()[1]) if answer else 0
-    except OSError as e:
-        result["status"], result["error"] = 0, repr(e)
-    result["end"] = time.monotonic()
-
-
 def send(run: MakeRun, case: str) -> None:
     make = run.popen.pid
     if case == "ctrl-c":
@@ -210,7 +183,7 @@ def test_make_run_stops_api_and_engine_first_and_leaves_nothing(make_run: MakeRu
     slow: dict[str, float | int | str] = {}
     with Load(run.url, token, clients=2) as load:
         load.warm(successes=10)
-        writer = threading.Thread(target=slow_put, args=(run.url, token, slow))
+        writer = threading.Thread(target=trickle_put, args=(run.url, token, slow))
         writer.start()
         time.sleep(0.5)  # the head is in, the body is coming
         t_signal = time.monotonic()
@@ -291,3 +264,21 @@ def test_next_make_run_stops_what_a_dead_one_left(tmp_path: Path) -> None:
     finally:
         live.kill()
         live.wait()
+
+
+def test_term_while_the_master_loads_the_app_stops_it(launch) -> None:
+    """uWSGI used to drop a TERM that came before its master-start hooks (the
+    app loading, 1-5 s) and then serve for ever; nothing is served yet then,
+    so it now exits at once (uwsgi.ini's hook-asap)."""
+    api = launch("api", wait=False, SAHARA_API_WORKERS=2)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{api.pid}/comm").read_text().strip() != "uwsgi":  # the launcher exec'd it
+        assert time.monotonic() < deadline and api.popen.poll() is None, api.log_text()[-2000:]
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert "spawned uWSGI worker" not in api.log_text(), "too late: the app loaded already"
+    t0 = time.monotonic()
+    api.send(signal.SIGTERM)
+    rc = api.wait(timeout=30)
+    print(f"\n[TERM while loading] exit {rc} after {time.monotonic() - t0:.2f} s")
+    assert rc == 15 and api.leftovers() == [] and port_free(api.port)
