@@ -6,7 +6,7 @@
 # (docs/signals.md, "Stopping make run"):
 #   - TERM, INT or HUP to the caller: TERM to supervisord, which stops the API
 #     and the engine gracefully (Ctrl-C reaches only the caller: the terminal
-#     does not know the new session);
+#     does not know the new session); the caller killed: TERM to supervisord;
 #   - run_all_in_one returns only when no process of that session is left.
 #     If supervisord was SIGKILLed, its programs got TERM from the kernel (the
 #     launcher's PR_SET_PDEATHSIG) and are waited for; what is left after
@@ -59,11 +59,18 @@ stop_session() {  # stop_session SID WAIT GRACE: wait up to WAIT s, TERM its pro
 stop_leftovers() {  # a deployment an earlier run left behind: stop it before starting
     local pidfile=$SAHARA_RUN_DIR/supervisord.pid sid left
     sid=$(cat "$pidfile" 2>/dev/null) || return 0
-    if [ "$(stat_field "$sid" 3 2>/dev/null)" = "$sid" ]; then
-        printf '%s ERROR: a deployment is already running here (supervisord pid %s, %s): stop it first (Ctrl-C in its terminal, or kill -TERM %s)\n' \
-            "$TAG" "$sid" "$pidfile" "$sid" >&2
-        return 1
+    if [ -n "$(stat_field "$sid" 0 2>/dev/null | tr -d Z)" ]; then
+        # That pid lives: the supervisord of a run still going, or a reused pid.
+        if [ "$(stat_field "$sid" 3)" = "$sid" ] && tr '\0' ' ' <"/proc/$sid/cmdline" | grep -q supervisord; then
+            printf '%s ERROR: a deployment is already running here (supervisord pid %s, %s): stop it first (Ctrl-C in its terminal, or kill -TERM %s)\n' \
+                "$TAG" "$sid" "$pidfile" "$sid" >&2
+            return 1
+        fi
+        rm -f "$pidfile"
+        return 0
     fi
+    # Its supervisord is gone; a session id is not reused while any process
+    # of the session lives, so these are what it left.
     left=$(session_pids "$sid" | wc -l)
     if [ "$left" -gt 0 ]; then
         printf '%s stopping %s processes an earlier run left (session of supervisord pid %s, %s): up to %s s\n' \
@@ -76,7 +83,9 @@ stop_leftovers() {  # a deployment an earlier run left behind: stop it before st
 
 run_all_in_one() {  # run_all_in_one COMMAND...: run it in a new session; return its status when all of it is gone
     local sup rc=0
-    setsid "$@" &
+    # If the caller itself is killed (kill -9 of make's whole group), TERM
+    # supervisord (a graceful stop) rather than leave it running.
+    setsid setpriv --pdeathsig TERM -- "$@" &
     sup=$!
     # shellcheck disable=SC2064  # $sup is known now
     trap "kill -TERM $sup 2>/dev/null || true" TERM INT HUP
