@@ -13,7 +13,9 @@ so the service replaces it under supervisord, tini or Kubernetes.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +54,26 @@ def check_uwsgi(uwsgi: str) -> None:
     for option, fix in UWSGI_FEATURES.items():
         if option not in options.split():
             raise StartupError(f"{uwsgi} was built without {option}: {fix}")
+
+
+# linux/prctl.h: the signal a process gets when its parent dies; kept across execve.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_supervisor(run_dir: str) -> None:
+    """Under supervisord (it sets SUPERVISOR_PROCESS_NAME), ask for TERM (a
+    graceful stop) when it dies, so a dead supervisor leaves no API or engine
+    behind; refuse to start if it died before we asked."""
+    if "SUPERVISOR_PROCESS_NAME" not in os.environ:
+        return
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise StartupError(f"prctl(PR_SET_PDEATHSIG) failed ({os.strerror(ctypes.get_errno())}): run on Linux")
+    try:  # deploy/supervisord.conf's pidfile, written before it starts programs
+        supervisor = int(Path(run_dir, "supervisord.pid").read_text())
+    except (OSError, ValueError):
+        return
+    if os.getppid() != supervisor:
+        raise StartupError("supervisord died while this program started: start the deployment again", EX_UNAVAILABLE)
 
 
 def load_conf(files: list[str]) -> ConfigOpts:
@@ -292,6 +314,8 @@ def main(argv: list[str]) -> None:
         if mode in ("api", "all-in-one"):
             make_run_dir(knobs["SAHARA_RUN_DIR"])
         check_services(conf, broker=mode != "db-sync")
+        if mode in ("api", "engine"):  # last, just before the exec
+            die_with_supervisor(knobs["SAHARA_RUN_DIR"])
     except StartupError as e:
         print(f"sahara-api: ERROR: {e}", file=sys.stderr)
         sys.exit(e.code)

@@ -60,7 +60,17 @@ healthcheck() {
 mode=${1:-api}
 [ $# -eq 0 ] || shift
 case $mode in
-    api | engine | all-in-one | db-sync)
+    all-in-one)
+        # supervisord in a session of its own, waited for with everything it
+        # started: a killed supervisord's API and engine finish their requests
+        # before the container ends (deploy/all-in-one.sh).
+        TAG='[all-in-one]'
+        # shellcheck source=deploy/all-in-one.sh
+        source "$APP/deploy/all-in-one.sh"
+        rc=0
+        run_all_in_one python "$APP/sahara_api_launcher.py" all-in-one "$@" || rc=$?
+        exit "$rc" ;;
+    api | engine | db-sync)
         # The launcher checks the settings, then execs uWSGI, sahara-engine,
         # supervisord (running both) or sahara-db-manage.
         exec python "$APP/sahara_api_launcher.py" "$mode" "$@" ;;

@@ -18,6 +18,11 @@ STATE=$ROOT/.stack
 VENV=$ROOT/.venv
 # One line per service `up` started; the tests keep their own list.
 STARTED=${STACK_STARTED:-$STATE/started}
+# memcached's port. tests/integration/test_make_run_stop.py has `make run`
+# start one of its own on another port (pidfile beside its list), to see
+# when `down` stops what `up` started.
+MEMCACHED_PORT=${STACK_MEMCACHED_PORT:-11211}
+MEMCACHED_PID=$(dirname "$STARTED")/memcached.pid
 KEYSTONE_PORT=5000
 SAHARA_CONF=$ROOT/etc/sahara/sahara.conf
 DEV_PASSWORD=dev-secret         # local dev stack only; matches etc/sahara/sahara.conf
@@ -132,17 +137,17 @@ start_rabbitmq() {
 }
 
 start_memcached() {
-    if port_open 11211; then
+    if port_open "$MEMCACHED_PORT"; then
         say "memcached: already running, reusing it"
         return 0
     fi
     say "memcached: starting"
     local user=()
     [ "$(id -u)" -eq 0 ] && user=(-u memcache)
-    setsid memcached "${user[@]}" -l 127.0.0.1 -p 11211 >"$STATE/logs/memcached.log" 2>&1 </dev/null &
-    echo $! >"$STATE/memcached.pid"
+    setsid memcached "${user[@]}" -l 127.0.0.1 -p "$MEMCACHED_PORT" >>"$STATE/logs/memcached.log" 2>&1 </dev/null &
+    echo $! >"$MEMCACHED_PID"
     mark_started memcached
-    wait_port 11211 memcached 10
+    wait_port "$MEMCACHED_PORT" memcached 10
 }
 
 create_databases() {
@@ -265,8 +270,8 @@ down() {
                 "$VENV/bin/uwsgi" --stop "$STATE/keystone.pid" 2>/dev/null || true
                 wait_closed "$KEYSTONE_PORT" ;;
             memcached)
-                kill "$(cat "$STATE/memcached.pid")" 2>/dev/null || true
-                wait_closed 11211 ;;
+                kill "$(cat "$MEMCACHED_PID")" 2>/dev/null || true
+                wait_closed "$MEMCACHED_PORT" ;;
             rabbitmq) $SUDO rabbitmqctl -q stop >/dev/null 2>&1 || true ;;
             mariadb) $SUDO mariadb-admin shutdown 2>/dev/null || true ;;
         esac

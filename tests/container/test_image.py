@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from containerlib import Container, Load, podman
+from load import trickle_put
 from troubleshooting import assert_documented
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,6 +201,46 @@ def test_all_in_one_runs_api_and_engine(run_container, mounted_conf, token: str,
     assert c.exit_code() == 0
     assert "stopped: sahara-api (exit status 0)" in log
     assert "stopped: sahara-engine (exit status 0)" in log
+
+
+def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounted_conf, token: str) -> None:
+    """kill -9 of supervisord inside the container, under load with a request
+    in flight: the API and the engine stop gracefully by themselves (the
+    launcher's parent-death TERM), the entrypoint waits for them, then the
+    container ends: nothing left, nothing serving, the port free."""
+    c = run_container("all-in-one", env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
+    deadline = time.monotonic() + 60
+    while "success: sahara-engine entered RUNNING state" not in c.logs():
+        assert time.monotonic() < deadline, c.logs()[-2000:]
+        time.sleep(0.2)
+    processes = {p.pid for p in c.processes()}
+    load = Load(c.url, token, threads=2).start()
+    slow: dict[str, float | int | str] = {}
+    in_flight = threading.Thread(target=trickle_put, args=(c.url, token, slow))
+    in_flight.start()
+    time.sleep(0.5)  # its head is in, its body is coming
+    t_signal = time.monotonic()
+    # No ps or kill binary in the image: the shell's kill and supervisord's pidfile.
+    assert c.exec("sh", "-c", 'kill -9 "$(cat "$SAHARA_RUN_DIR/supervisord.pid")"').returncode == 0
+    rc = c.wait(timeout=90)
+    took = time.monotonic() - t_signal
+    in_flight.join(timeout=30)
+    load.stop()
+    before = t_signal - ACCEPTED
+    left = [pid for pid in processes if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    print(
+        f"\n[all-in-one, supervisord killed] container exited {rc} after {took:.1f} s; in-flight request:"
+        f" {slow.get('status')} at +{float(slow.get('end', 0)) - t_signal:.2f} s; load: {load.summary()};"
+        f" failed before the signal: {len(load.failed(before))}; processes left: {left}"
+    )
+    assert took < 60
+    assert load.failed(before) == []
+    assert 0 < int(slow["status"]) < 500 and float(slow["end"]) > t_signal, f"in-flight request: {slow}"
+    assert left == []
+    with pytest.raises(requests.ConnectionError):
+        get(c, "/healthcheck")
+    log = c.logs()
+    assert "killing what did not stop" not in log, "everything stopped by itself"
 
 
 @pytest.fixture

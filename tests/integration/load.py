@@ -3,6 +3,7 @@ GETs back to back, each result kept with its start and end time."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -71,3 +72,29 @@ class Load:
     def summary(self) -> str:
         errors = {r.error or str(r.status) for r in self.failed()}
         return f"{len(self.results)} requests, {len(self.failed())} failed {sorted(errors) if errors else ''}".strip()
+
+
+def trickle_put(url: str, token: str, result: dict[str, float | int | str], seconds: float = 2.0) -> None:
+    """A request in flight for `seconds`: its body arrives in pieces (a worker
+    thread reads it meanwhile). Records the status (0: no HTTP answer) and when
+    the answer came. Used where a real engine answers the sync RPC at once."""
+    body = b'{"resize_node_groups": []}'.ljust(40) + b"\n"
+    head = (
+        "PUT /v2/clusters/00000000-0000-0000-0000-000000000000 HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nX-Auth-Token: {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    try:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=60) as s:
+            s.sendall(head.encode())
+            result["sent_head"] = time.monotonic()
+            pieces = [body[i : i + 8] for i in range(0, len(body), 8)]
+            for piece in pieces:
+                time.sleep(seconds / len(pieces))
+                s.sendall(piece)
+            answer = s.makefile("rb").readline().decode()
+        result["status"] = int(answer.split()[1]) if answer else 0
+    except OSError as e:
+        result["status"], result["error"] = 0, repr(e)
+    result["end"] = time.monotonic()

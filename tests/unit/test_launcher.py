@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -141,3 +146,81 @@ def test_front_is_direct_or_router() -> None:
     with pytest.raises(StartupError, match="SAHARA_API_FRONT='proxy': set direct or router"):
         launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "proxy"}))
     launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "router"}))
+
+
+# A parent that writes its pid where supervisord would, starts a child that
+# calls die_with_supervisor() then execs `sleep`, prints the child's pid, exits.
+SUPERVISOR_STANDIN = """
+import os, subprocess, sys
+open(os.path.join(sys.argv[1], "supervisord.pid"), "w").write(str(os.getpid()))
+child = (
+    "import os, sys, sahara_api_launcher as l\\n"
+    "try:\\n    l.die_with_supervisor(sys.argv[1])\\n"
+    "except l.StartupError as e:\\n    print(e, flush=True); sys.exit(e.code)\\n"
+    "os.execv('/bin/sleep', ['sleep', '300'])"
+)
+p = subprocess.Popen([sys.executable, "-c", child, sys.argv[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(p.pid, flush=True)
+"""
+
+
+def run_standin(tmp_path: Path, supervised: bool) -> int:
+    """The child's pid, once the stand-in supervisor is gone."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISOR_")}
+    if supervised:
+        env["SUPERVISOR_PROCESS_NAME"] = "sahara-api"  # supervisord sets it in its programs
+    out = subprocess.run(
+        [sys.executable, "-c", SUPERVISOR_STANDIN, str(tmp_path)],
+        env={**env, "PYTHONPATH": str(Path(launcher.__file__).parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return int(out.stdout.split()[0])
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_program_under_supervisord_gets_term_when_it_dies(tmp_path: Path) -> None:
+    """PR_SET_PDEATHSIG survives the exec: the exec'd program gets TERM when its supervisor dies."""
+    child = run_standin(tmp_path, supervised=True)
+    assert gone_within(child, 10), "still running after its supervisor died"
+
+
+def test_outside_supervisord_nothing_changes(tmp_path: Path) -> None:
+    child = run_standin(tmp_path, supervised=False)
+    try:
+        assert not gone_within(child, 1)
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def test_supervisor_dead_before_prctl_is_refused(tmp_path: Path) -> None:
+    """The race: supervisord died before the launcher asked for the signal.
+    Seen as a parent that is not the pidfile's supervisord."""
+    (tmp_path / "supervisord.pid").write_text("1\n")
+    code = (
+        "import sys, sahara_api_launcher as l\n"
+        "try:\n    l.die_with_supervisor(sys.argv[1])\n"
+        "except l.StartupError as e:\n    print(e); sys.exit(e.code)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        env={**os.environ, "SUPERVISOR_PROCESS_NAME": "sahara-api", "PYTHONPATH": str(Path(launcher.__file__).parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == EX_UNAVAILABLE
+    assert out.stdout.strip() == "supervisord died while this program started: start the deployment again"

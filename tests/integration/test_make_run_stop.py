@@ -1,0 +1,314 @@
+"""`make run` stopped the four ways it is stopped in practice (docs/signals.md,
+"Stopping make run"): Ctrl-C, TERM to make only, TERM to make's whole process
+group (timeout, a closing terminal, a service manager), SIGKILL of
+supervisord. Each time under light load with a slow request in flight: no
+request started before the signal fails, the API and the engine are gone
+before the services run.sh started are stopped, and nothing is left.
+
+The shared stack is running already and is reused, so run.sh would stop
+nothing; to see the order, each `make run` starts a memcached of its own
+(STACK_MEMCACHED_PORT, a free port) that scripts/stack.sh lists in the
+test's own STACK_STARTED file and stops at the end, as it stops the services
+of a first `make run`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from conftest import ROOT, free_port
+from load import Load, trickle_put
+from troubleshooting import assert_documented
+
+# A request started this long before the signal was accepted (test_supervision.py).
+ACCEPTED = 0.05
+# Generous: the engine's own graceful stop takes ~5-8 s on a busy machine.
+STOP_BOUND = 60
+
+CASES = {
+    "ctrl-c": "SIGINT to make's process group, as the terminal sends it",
+    "term-make": "SIGTERM to the make process only",
+    "term-group": "SIGTERM to make's whole process group (timeout, terminal closed, service manager)",
+    "kill-supervisord": "SIGKILL of supervisord",
+}
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def session(sid: int) -> set[int]:
+    """Live processes of session `sid`."""
+    pids = set()
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                pids.add(p.pid)
+        except (OSError, psutil.Error):
+            pass
+    return pids
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class MakeRun:
+    popen: subprocess.Popen
+    log: Path
+    run_dir: Path
+    started: Path
+    port: int
+    metrics_port: int
+    owned: set[int] = field(default_factory=set)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def supervisord(self) -> int:
+        return int((self.run_dir / "supervisord.pid").read_text())
+
+    @property
+    def memcached(self) -> int:
+        return int((self.started.parent / "memcached.pid").read_text())
+
+    def deployment(self) -> set[int]:
+        """supervisord, everything under it (uWSGI's metrics exporter runs in a
+        session of its own) and everything in its session."""
+        pids = {self.supervisord} | session(self.supervisord)
+        for pid in list(pids):
+            try:
+                pids |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+            except psutil.NoSuchProcess:
+                pass
+        return pids
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while "success: sahara-engine entered RUNNING state" not in self.log_text():
+            assert self.popen.poll() is None, f"make run exited:\n{self.log_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"make run not ready:\n{self.log_text()[-3000:]}"
+            time.sleep(0.2)
+        while True:
+            try:  # a busy machine may keep the first probes in the listen queue for long
+                if requests.get(f"{self.url}/healthcheck", timeout=10).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, f"make run not serving:\n{self.log_text()[-3000:]}"
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def make_run(sahara_conf: Path, tmp_path: Path) -> Iterator[MakeRun]:
+    """`make run` as a user types it, on ports, a run dir and a memcached of its own."""
+    port, metrics_port, memcached_port = free_port(), free_port(), free_port()
+    run_dir, started = tmp_path / "run", tmp_path / "started"
+    # The Makefile's := assignments win over the environment: override on make's command line.
+    args = {
+        "SAHARA_API_PORT": port,
+        "SAHARA_METRICS_PORT": metrics_port,
+        "SAHARA_RUN_DIR": run_dir,
+        "SAHARA_CONFIG_FILES": sahara_conf,
+        "SAHARA_API_DRAIN_FILE": tmp_path / "drain",
+        "SAHARA_API_WORKERS": 2,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "MAKE", "MFLAGS"))}
+    env |= {"STACK_STARTED": str(started), "STACK_MEMCACHED_PORT": str(memcached_port)}
+    log = tmp_path / "make-run.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            ["make", "--no-print-directory", "run", *(f"{k}={v}" for k, v in args.items())],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,  # make leads its process group, as in a terminal
+        )
+    run = MakeRun(popen, log, run_dir, started, port, metrics_port)
+    yield run
+    # Whatever happened: kill what this test started, by the pids it owns
+    # (and, if it failed before recording them, what its pidfiles name).
+    pidfiles = {"supervisord": run_dir / "supervisord.pid", "memcached": started.parent / "memcached.pid"}
+    for name, pidfile in pidfiles.items():
+        try:
+            pid = int(pidfile.read_text())
+            if name in " ".join(psutil.Process(pid).cmdline()):
+                run.owned |= {pid} | session(pid)
+        except (OSError, ValueError, psutil.Error):
+            pass
+    for pid in list(run.owned):
+        try:
+            run.owned |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
+    for pid in run.owned:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    try:
+        os.killpg(popen.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    popen.wait(timeout=30)
+
+
+def send(run: MakeRun, case: str) -> None:
+    make = run.popen.pid
+    if case == "ctrl-c":
+        os.killpg(make, signal.SIGINT)
+    elif case == "term-make":
+        os.kill(make, signal.SIGTERM)
+    elif case == "term-group":
+        os.killpg(make, signal.SIGTERM)
+    else:
+        os.kill(run.supervisord, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_make_run_stops_api_and_engine_first_and_leaves_nothing(make_run: MakeRun, token: str, case: str) -> None:
+    run = make_run
+    run.wait_ready()
+    deployment = run.deployment()
+    memcached = run.memcached
+    sid = run.supervisord
+    make_tree = {c.pid for c in psutil.Process(run.popen.pid).children(recursive=True)}
+    run.owned |= deployment | make_tree | {run.popen.pid, memcached}
+    slow: dict[str, float | int | str] = {}
+    with Load(run.url, token, clients=2) as load:
+        load.warm(successes=10)
+        writer = threading.Thread(target=trickle_put, args=(run.url, token, slow))
+        writer.start()
+        time.sleep(0.5)  # the head is in, the body is coming
+        t_signal = time.monotonic()
+        send(run, case)
+        # Poll who is alive until make is gone: the order is seen, not inferred from logs.
+        deployment_gone = memcached_gone = None
+        while time.monotonic() - t_signal < STOP_BOUND + 30:
+            now = time.monotonic()
+            if deployment_gone is None and not any(alive(p) for p in deployment):
+                deployment_gone = now - t_signal
+            if memcached_gone is None and not alive(memcached):
+                memcached_gone = now - t_signal
+            if run.popen.poll() is not None and memcached_gone is not None:
+                break
+            time.sleep(0.02)
+        make_exit = time.monotonic() - t_signal
+        writer.join(timeout=60)
+    failed = load.failed(started_before=t_signal - ACCEPTED)
+    left = {p for p in run.owned if alive(p)} | session(sid)
+    log = run.log_text()
+    print(
+        f"\n[make run, {CASES[case]}] API+engine gone after {deployment_gone} s, run.sh's memcached stopped"
+        f" after {memcached_gone} s, make exited after {make_exit:.2f} s; in-flight request:"
+        f" {slow.get('status')} at +{float(slow.get('end', 0)) - t_signal:.2f} s; load: {load.summary()};"
+        f" failed before the signal: {len(failed)}; processes left: {sorted(left)}"
+    )
+    assert run.popen.poll() is not None, f"make run still running after {make_exit:.0f} s"
+    assert deployment_gone is not None and deployment_gone < STOP_BOUND, "API and engine did not stop in time"
+    assert memcached_gone is not None and memcached_gone >= deployment_gone, "a service stopped before the API"
+    assert "[stack] stopping memcached" in log
+    assert failed == []
+    assert 0 < int(slow["status"]) < 500 and float(slow["end"]) > t_signal, f"in-flight request: {slow}"
+    assert left == set()
+    assert port_free(run.port) and port_free(run.metrics_port)
+    assert "killing what did not stop" not in log, "everything stopped by itself"
+
+
+def stop_leftovers(run_dir: Path) -> subprocess.CompletedProcess:
+    """scripts/run.sh's first step, on its own."""
+    script = f"TAG='[run]'; source {ROOT / 'deploy' / 'all-in-one.sh'}; stop_leftovers"
+    env = {**os.environ, "SAHARA_RUN_DIR": str(run_dir), "SAHARA_API_STOP_TIMEOUT": "100"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_next_make_run_stops_what_a_dead_one_left(tmp_path: Path) -> None:
+    """A deployment whose supervisord died (its pidfile names the session) is
+    stopped with one line; a live one is left alone with one line."""
+    pidfile = tmp_path / "supervisord.pid"
+    # Two program heads (group leaders, as supervisord makes them) whose session leader is gone.
+    leftover = "set -m; sleep 300 & sleep 300 & echo $$ > " + str(pidfile)
+    subprocess.run(["setsid", "bash", "-c", leftover], check=True, timeout=30)
+    sid = int(pidfile.read_text())
+    left = session(sid)
+    assert len(left) == 2
+    try:
+        t0 = time.monotonic()
+        out = stop_leftovers(tmp_path)
+        took = time.monotonic() - t0
+        print(f"\n[leftover] {out.stdout.strip()} (done in {took:.1f} s)")
+        assert out.returncode == 0, out.stderr
+        assert session(sid) == set() and not pidfile.exists()
+        line = out.stdout.strip()
+        assert line.startswith("[run] stopping 2 processes an earlier run left") and "\n" not in line
+        assert_documented(line)
+    finally:
+        for pid in left:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    # A supervisord that is still running (by its name), then a pid reused by something else.
+    live = subprocess.Popen(["setsid", "bash", "-c", "exec -a supervisord sleep 300"])
+    try:
+        pidfile.write_text(f"{live.pid}\n")
+        time.sleep(0.2)
+        out = stop_leftovers(tmp_path)
+        print(f"[leftover] {out.stderr.strip()}")
+        assert out.returncode == 1 and alive(live.pid)
+        assert_documented(out.stderr.strip())
+        other = subprocess.Popen(["setsid", "sleep", "300"])
+        try:
+            pidfile.write_text(f"{other.pid}\n")
+            time.sleep(0.2)
+            out = stop_leftovers(tmp_path)
+            assert out.returncode == 0 and out.stdout == out.stderr == "" and alive(other.pid)
+            assert not pidfile.exists()
+        finally:
+            other.kill()
+            other.wait()
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_term_while_the_master_loads_the_app_stops_it(launch) -> None:
+    """uWSGI used to drop a TERM that came before its master-start hooks (the
+    app loading, 1-5 s) and then serve for ever; nothing is served yet then,
+    so it now exits at once (uwsgi.ini's hook-asap)."""
+    api = launch("api", wait=False, SAHARA_API_WORKERS=2)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{api.pid}/comm").read_text().strip() != "uwsgi":  # the launcher exec'd it
+        assert time.monotonic() < deadline and api.popen.poll() is None, api.log_text()[-2000:]
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert "spawned uWSGI worker" not in api.log_text(), "too late: the app loaded already"
+    t0 = time.monotonic()
+    api.send(signal.SIGTERM)
+    rc = api.wait(timeout=30)
+    print(f"\n[TERM while loading] exit {rc} after {time.monotonic() - t0:.2f} s")
+    assert rc == 15 and api.leftovers() == [] and port_free(api.port)
