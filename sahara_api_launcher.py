@@ -115,6 +115,7 @@ def resolve_workers(knobs: dict[str, str], conf: ConfigOpts, files: list[str]) -
 def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> None:
     """The numeric knobs of deploy/defaults.env; derives uWSGI's recycling step and body limit."""
     whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
+    whole_number("SAHARA_API_WRITE_SLOTS", knobs["SAHARA_API_WRITE_SLOTS"], 0, 256)
     whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
     max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
     knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))

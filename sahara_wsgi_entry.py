@@ -13,6 +13,7 @@ Environment (defaults in deploy/defaults.env):
   SAHARA_API_THREADS   threads per worker
   SAHARA_API_HOST, SAHARA_API_PORT   where to serve HTTP
   SAHARA_API_DRAIN_FILE  while this file exists /healthcheck answers 503
+  SAHARA_API_WRITE_SLOTS  writes on the CPU at once per worker (sahara_api_slots.py)
 """
 
 from __future__ import annotations
@@ -193,7 +194,13 @@ except ImportError:
 
 if uwsgi is not None:
     try:
-        application = with_request_id_in_log(build_application())
+        application = build_application()
+        write_slots = int(settings()["SAHARA_API_WRITE_SLOTS"])
+        if write_slots:
+            import sahara_api_slots
+
+            application = sahara_api_slots.install(application, write_slots)
+        application = with_request_id_in_log(application)
     except Exception as e:
         # uWSGI prints the traceback; need-app then stops start-up.
         print(
