@@ -19,6 +19,7 @@ Environment (defaults in deploy/defaults.env):
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import signal
 import sys
@@ -112,6 +113,29 @@ def build_application(debug: bool = False) -> Callable:
     return app
 
 
+def warm_up() -> None:
+    """Build in the master what every worker would otherwise build for itself on
+    its first requests, so the workers share it (copy-on-write) instead of each
+    holding its own copy: the ORM's mapper configuration, the DB driver and the
+    token cache client modules, the policy rules. Nothing here opens a
+    connection, a session or a thread."""
+    import sqlalchemy.orm
+    from sahara.api import acl
+
+    # Imported on first use: by the DB's first connection, keystonemiddleware's
+    # first cache lookup, the first image request.
+    for module in (
+        "pymysql.connections",
+        "pymysql.cursors",
+        "memcache",
+        "oslo_cache._memcache_pool",
+        "glanceclient.v2.client",
+    ):
+        importlib.import_module(module)
+    sqlalchemy.orm.configure_mappers()
+    acl.ENFORCER.load_rules()
+
+
 def with_request_id_in_log(app: Callable) -> Callable:
     """Expose Sahara's x-openstack-request-id to uWSGI's request log (%(request_id))."""
 
@@ -195,6 +219,7 @@ except ImportError:
 if uwsgi is not None:
     try:
         application = build_application()
+        warm_up()
         write_slots = int(settings()["SAHARA_API_WRITE_SLOTS"])
         if write_slots:
             import sahara_api_slots
