@@ -167,10 +167,19 @@ class Stack:
         out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120)
         self.cluster_id = out.stdout.strip().splitlines()[-1]
 
-    def count_clusters(self, api: Api) -> int:
-        r = requests.get(f"{api.url}/v2/clusters", headers={"X-Auth-Token": self.token}, timeout=30)
-        r.raise_for_status()
-        return len(r.json()["clusters"])
+    def count_clusters(self, api: Api, tries: int = 3) -> int:
+        """Between wrk runs a loaded server may still be draining its backlog: retry."""
+        for attempt in range(tries):
+            try:
+                r = requests.get(f"{api.url}/v2/clusters", headers={"X-Auth-Token": self.token}, timeout=30)
+                r.raise_for_status()
+                return len(r.json()["clusters"])
+            except requests.RequestException as e:
+                if attempt == tries - 1:
+                    raise
+                say(f"stack: counting the clusters failed ({e.__class__.__name__}), retrying in 5 s")
+                time.sleep(5)
+        raise AssertionError("unreachable")
 
 
 class SlowEngine:
