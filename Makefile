@@ -48,7 +48,7 @@ unit-test: install ## Unit tests only (no services)
 integration-test: install ## Integration tests only (brings the stack up and down)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
-bench: install ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~10 min; BENCH_QUICK=1: ~1.5 min)
+bench: install ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~17 min; BENCH_QUICK=1: ~6 min)
 	.venv/bin/python -m bench
 
 soak: install ## Chaos soak: CRUD load, a worker killed every 20 s, a reload a minute -> docs/soak.md (SOAK_SECONDS=600)

@@ -137,6 +137,13 @@ def resolve_workers(knobs: dict[str, str], conf: ConfigOpts, files: list[str]) -
 def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> None:
     """The numeric knobs of deploy/defaults.env; derives uWSGI's recycling step and body limit."""
     whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
+    whole_number("SAHARA_API_WRITE_SLOTS", knobs["SAHARA_API_WRITE_SLOTS"], 0, 256)
+    if knobs["SAHARA_API_ELASTIC"] not in ("0", "1"):
+        raise StartupError(f"SAHARA_API_ELASTIC={knobs['SAHARA_API_ELASTIC']!r}: set 0 (all workers) or 1 (elastic)")
+    if knobs["SAHARA_API_ELASTIC"] == "1" and int(knobs.get("SAHARA_API_WORKERS", "2")) < 2:
+        raise StartupError(
+            "SAHARA_API_ELASTIC=1 needs at least 2 workers to grow to: raise SAHARA_API_WORKERS or set 0"
+        )
     whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
     max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
     knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))

@@ -13,11 +13,13 @@ Environment (defaults in deploy/defaults.env):
   SAHARA_API_THREADS   threads per worker
   SAHARA_API_HOST, SAHARA_API_PORT   where to serve HTTP
   SAHARA_API_DRAIN_FILE  while this file exists /healthcheck answers 503
+  SAHARA_API_WRITE_SLOTS  writes on the CPU at once per worker (sahara_api_slots.py)
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import signal
 import sys
@@ -111,6 +113,29 @@ def build_application(debug: bool = False) -> Callable:
     return app
 
 
+def warm_up() -> None:
+    """Build in the master what every worker would otherwise build for itself on
+    its first requests, so the workers share it (copy-on-write) instead of each
+    holding its own copy: the ORM's mapper configuration, the DB driver and the
+    token cache client modules, the policy rules. Nothing here opens a
+    connection, a session or a thread."""
+    import sqlalchemy.orm
+    from sahara.api import acl
+
+    # Imported on first use: by the DB's first connection, keystonemiddleware's
+    # first cache lookup, the first image request.
+    for module in (
+        "pymysql.connections",
+        "pymysql.cursors",
+        "memcache",
+        "oslo_cache._memcache_pool",
+        "glanceclient.v2.client",
+    ):
+        importlib.import_module(module)
+    sqlalchemy.orm.configure_mappers()
+    acl.ENFORCER.load_rules()
+
+
 def with_request_id_in_log(app: Callable) -> Callable:
     """Expose Sahara's x-openstack-request-id to uWSGI's request log (%(request_id))."""
 
@@ -193,7 +218,14 @@ except ImportError:
 
 if uwsgi is not None:
     try:
-        application = with_request_id_in_log(build_application())
+        application = build_application()
+        warm_up()
+        write_slots = int(settings()["SAHARA_API_WRITE_SLOTS"])
+        if write_slots:
+            import sahara_api_slots
+
+            application = sahara_api_slots.install(application, write_slots)
+        application = with_request_id_in_log(application)
     except Exception as e:
         # uWSGI prints the traceback; need-app then stops start-up.
         print(

@@ -29,12 +29,17 @@ import requests
 from bench import measure, report
 from bench.contenders import Contender, launch, parse
 from harness import ROOT, Api, Proc, ensure_project, keystone_session, read_openrc, start
-from workload import slow_mix
+from workload import fast_get, slow_mix
 
 BENCH_PROJECT = "sahara-bench"  # its own Keystone project: a fixed number of clusters
-VHOST = "sahara-bench"
-FIRST_BURST, WARM = "first burst after start", "warm"  # its own RabbitMQ vhost (scripts/stack.sh creates it)
+VHOST = "sahara-bench"  # its own RabbitMQ vhost (scripts/stack.sh creates it)
 HERE = ROOT / "tests" / "integration"
+# C4: the end of each phase of our start, as uWSGI logs it (log text -> phase).
+PHASES = {
+    "checks": "*** Starting uWSGI",  # the launcher's checks are done and it has exec'd uWSGI
+    "app": "WSGI app 0 (mountpoint='') ready",  # the master has built Sahara's app
+    "fork": "spawned uWSGI worker 1 ",  # the first worker is forked
+}
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,11 @@ class Plan:
     fast_interval: float
     kills: int
     extra_cold_starts: int
-    p1_slow: int
-    p1_delay: float
-    p1_contenders: str
+    c1_ns: tuple[int, ...]  # C1's curve: concurrent slow requests
+    c1_runs: int  # each point is the median of this many bursts
+    c1_delay: float
+    c1_contenders: str
+    c3_contender: str  # the elastic variant (uWSGI cheaper), bursts from idle
     profile_runs: int  # requests per path in the in-process profile
 
 
@@ -67,9 +74,12 @@ FULL = Plan(
     fast_interval=0.05,
     kills=3,
     extra_cold_starts=2,
-    p1_slow=16,
-    p1_delay=2.0,
-    p1_contenders="upstream-4,ours-4",
+    c1_ns=(16, 32, 64, 128),
+    c1_runs=3,
+    c1_delay=2.0,
+    # Ours as shipped, ours before issue 15 (8 threads, no write slots), upstream at 4, 8, 16 workers.
+    c1_contenders="ours-2,ours-2+old,upstream-4,upstream-8,upstream-16",
+    c3_contender="ours-2+elastic",
     profile_runs=200,
 )
 # The harness check for `make test`: FULL with one small pair and short runs.
@@ -81,11 +91,16 @@ QUICK = replace(
     clusters_concurrency=(8,),
     slow=4,
     kills=1,
-    extra_cold_starts=0,
-    p1_slow=4,
-    p1_contenders="upstream-2,ours-2",
+    extra_cold_starts=2,
+    c1_ns=(16, 64),
+    c1_contenders="ours-2,upstream-2",
     profile_runs=30,
 )
+# A C1 curve stops for a contender once its median burst takes this many times its bound,
+# and does not repeat a burst that took C1_HOPELESS times it.
+C1_GIVE_UP, C1_HOPELESS = 2.0, 3.0
+# C3: how long the elastic variant may take to be back at one worker after a burst.
+BACK_TO_ONE_S = 30.0
 
 
 def say(msg: str) -> None:
@@ -152,10 +167,19 @@ class Stack:
         out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120)
         self.cluster_id = out.stdout.strip().splitlines()[-1]
 
-    def count_clusters(self, api: Api) -> int:
-        r = requests.get(f"{api.url}/v2/clusters", headers={"X-Auth-Token": self.token}, timeout=30)
-        r.raise_for_status()
-        return len(r.json()["clusters"])
+    def count_clusters(self, api: Api, tries: int = 3) -> int:
+        """Between wrk runs a loaded server may still be draining its backlog: retry."""
+        for attempt in range(tries):
+            try:
+                r = requests.get(f"{api.url}/v2/clusters", headers={"X-Auth-Token": self.token}, timeout=30)
+                r.raise_for_status()
+                return len(r.json()["clusters"])
+            except requests.RequestException as e:
+                if attempt == tries - 1:
+                    raise
+                say(f"stack: counting the clusters failed ({e.__class__.__name__}), retrying in 5 s")
+                time.sleep(5)
+        raise AssertionError("unreachable")
 
 
 class SlowEngine:
@@ -181,7 +205,9 @@ class Bench:
         self.results: dict = {
             "cpu": [],
             "slow": [],
-            "p1": [],
+            "c1": [],
+            "c1_memory": [],
+            "c3": [],
             "memory": [],
             "cold_start": [],
             "respawn": [],
@@ -189,8 +215,10 @@ class Bench:
         }
 
     def start(self, c: Contender) -> tuple[Api, float]:
-        """Start and wait for the first 200 of an authenticated GET; returns (api, cold start s)."""
+        """Start and wait for the first 200 of an authenticated GET; returns (api, cold start s).
+        For ours, also when each phase of the start ended (uWSGI's own log lines)."""
         api, t0 = launch(c, self.stack.conf, self.workdir, self.ours_env if c.kind == "ours" else {})
+        watch = measure.LogWatch(api, t0, PHASES if c.kind == "ours" else {})
         try:
             listening = measure.listening(api.port, t0, api)
             cold = measure.first_200(f"{api.url}/v2/plugins", self.stack.token, t0, api)
@@ -198,8 +226,10 @@ class Bench:
         except Exception:
             api.stop()
             raise
+        finally:
+            phases = watch.stop()
         self.results["cold_start"].append(
-            {"contender": c.name, "listening_s": round(listening, 3), "seconds": round(cold, 3)}
+            {"contender": c.name, "listening_s": round(listening, 3), "seconds": round(cold, 3), "phases": phases}
         )
         return api, cold
 
@@ -302,6 +332,118 @@ class Bench:
             top = ", ".join(f"{k} {v:.0%}" for k, v in list(r["shares"].items())[:3])
             say(f"profile: GET {path} {r['cpu_ms_per_req']} ms CPU per request ({top})")
 
+    def c1(self, c: Contender) -> None:
+        """C1's curve: bursts of N concurrent slow RPCs, c1_runs each, judged against the
+        physical bound 2 s + (CPU the burst's requests used) / cores."""
+        p = self.plan
+        say(f"{c.name}: C1 curve ({c.label()})")
+        api, _ = self.start(c)
+        try:
+            time.sleep(1)
+            idle = measure.pss_mib(measure.session_procs(api))
+            fast_cpu = self.fast_cpu(api)
+            # Each worker's first RPC sets up its reply queue and RPC connections: not counted.
+            slow_mix(api.url, self.stack.token, self.stack.cluster_id, p.c1_ns[0], p.fast_interval)
+            peak = idle
+            for n in p.c1_ns:
+                ratios = []
+                for run in range(p.c1_runs):
+                    row = self.burst(c, api, n, run + 1, fast_cpu)
+                    self.results["c1"].append(row)
+                    peak = max(peak, measure.pss_mib(measure.session_procs(api)))
+                    ratios.append(row["ratio"])
+                    if row["ratio"] > C1_HOPELESS:
+                        break  # no need for its median
+                if measure.median(ratios) > C1_GIVE_UP:
+                    say(f"{c.name}: {n} slow requests took {measure.median(ratios):.1f}x the bound: no larger burst")
+                    break
+            self.results["c1_memory"].append({"contender": c.name, "idle_mib": idle, "peak_mib": peak})
+            say(f"{c.name}: PSS idle {idle} MiB, highest after a burst {peak} MiB")
+        finally:
+            api.stop()
+
+    def fast_cpu(self, api: Api, count: int = 30) -> float:
+        """Server CPU seconds of one fast GET, to take the fast GETs out of a burst's CPU."""
+        meter = measure.CpuMeter(api).start()
+        for _ in range(count):
+            fast_get(api.url, self.stack.token)
+        return meter.stop()[0] / count
+
+    def burst(self, c: Contender, api: Api, n: int, run: int, fast_cpu: float) -> dict:
+        cores = os.cpu_count() or 1
+        meter = measure.CpuMeter(api).start()
+        client0 = measure.own_cpu_seconds()
+        mix = slow_mix(api.url, self.stack.token, self.stack.cluster_id, n, self.plan.fast_interval, limit=120)
+        cpu, busy = meter.stop()
+        slow_cpu = max(cpu - len(mix.fast) * fast_cpu, 0.0)
+        bound = self.engine.delay + slow_cpu / cores
+        # What the rest of the machine (other jobs, and the stack's services) took meanwhile:
+        # the cores it left us give a second, load-aware bound, printed beside C1's.
+        others = max(busy * cores * mix.total - cpu - (measure.own_cpu_seconds() - client0), 0.0)
+        cores_left = max(cores - others / mix.total, 0.25)
+        fast = [r.seconds * 1000 for r in mix.fast]
+        row = {
+            "contender": c.name,
+            "slow": n,
+            "run": run,
+            "all_done_s": round(mix.total, 3),
+            "slow_cpu_s": round(slow_cpu, 3),
+            "bound_s": round(bound, 3),
+            "ratio": round(mix.total / bound, 3),
+            "cores_left": round(cores_left, 2),
+            "bound_cores_left_s": round(self.engine.delay + slow_cpu / cores_left, 3),
+            "errors": sum(1 for r in mix.slow if r.status != 400) + sum(1 for r in mix.fast if r.status != 200),
+            "fast": len(fast),
+            "fast_p50_ms": round(measure.percentile(fast, 50), 1),
+            "fast_p99_ms": round(measure.percentile(fast, 99), 1),
+            "workers_after": measure.worker_count(api) if c.kind == "ours" else c.workers,
+            "machine_busy": round(busy, 3),
+            "loadavg": measure.loadavg(),
+        }
+        say(
+            f"{c.name}: {n} slow ({self.engine.delay:g} s RPC) run {run}: all done in {row['all_done_s']} s, "
+            f"bound {row['bound_s']} s ({row['slow_cpu_s']} CPU-s / {cores} cores) = {row['ratio']}x; "
+            f"{row['fast']} fast GETs p99 {row['fast_p99_ms']} ms; {row['errors']} errors; load {row['loadavg']}"
+        )
+        return row
+
+    def c3(self, c: Contender) -> None:
+        """C3: the elastic variant, idle at one worker; bursts of the largest C1 size from
+        idle, and how long until it is back at one worker."""
+        p = self.plan
+        n = max(x for x in p.c1_ns if x <= 64)
+        say(f"{c.name}: C3 elastic ({c.label()})")
+        api, _ = self.start(c)
+        try:
+            fast_cpu = self.fast_cpu(api)
+            slow_mix(api.url, self.stack.token, self.stack.cluster_id, p.c1_ns[0], p.fast_interval)
+            for run in range(p.c1_runs):
+                self.back_to_one(api)
+                time.sleep(1)
+                workers, idle = measure.worker_count(api), measure.pss_mib(measure.session_procs(api))
+                row = self.burst(c, api, n, run + 1, fast_cpu)
+                row |= {"idle_workers": workers, "idle_mib": idle, "back_to_one_s": self.back_to_one(api)}
+                self.results["c3"].append(row)
+                say(
+                    f"{c.name}: from {workers} worker(s), {idle} MiB: {row['workers_after']} workers "
+                    f"after the burst, back to one after {row['back_to_one_s']} s"
+                )
+                if row["back_to_one_s"] is None:
+                    say(
+                        f"{c.name}: still {measure.worker_count(api)} workers {BACK_TO_ONE_S:g} s after: no more bursts"
+                    )
+                    break
+        finally:
+            api.stop()
+
+    def back_to_one(self, api: Api, limit: float = BACK_TO_ONE_S) -> float | None:
+        t0 = time.monotonic()
+        while measure.worker_count(api) > 1:
+            if time.monotonic() - t0 > limit:
+                return None
+            time.sleep(0.2)
+        return round(time.monotonic() - t0, 1)
+
     def run(self) -> None:
         p = self.plan
         self.profile()
@@ -311,18 +453,13 @@ class Bench:
                 self.contender(c)
         finally:
             self.engine.stop()
-        say(f"P1: {p.p1_slow} slow requests with a {p.p1_delay:g} s RPC")
-        self.engine = SlowEngine(self.stack.conf, p.p1_delay, self.workdir)
+        say(f"C1: {', '.join(map(str, p.c1_ns))} concurrent slow requests with a {p.c1_delay:g} s RPC")
+        self.engine = SlowEngine(self.stack.conf, p.c1_delay, self.workdir)
         try:
-            for c in parse(p.p1_contenders):
-                api, _ = self.start(c)
-                try:
-                    # Each worker's first RPC also sets up its reply queue on
-                    # RabbitMQ: the first burst shows that, the second the steady state.
-                    self.slow(c, api, self.results["p1"], p.p1_slow, FIRST_BURST)
-                    self.slow(c, api, self.results["p1"], p.p1_slow, WARM)
-                finally:
-                    api.stop()
+            for c in parse(p.c1_contenders):
+                self.c1(c)
+            if p.c3_contender:
+                self.c3(parse(p.c3_contender)[0])
         finally:
             self.engine.stop()
 
@@ -334,7 +471,7 @@ def main() -> None:
         plan = Plan(**{**asdict(plan), "seconds": float(os.environ["BENCH_SECONDS"])})
     if os.environ.get("BENCH_CONTENDERS"):
         names = os.environ["BENCH_CONTENDERS"]
-        plan = Plan(**{**asdict(plan), "contenders": names, "p1_contenders": names})
+        plan = Plan(**{**asdict(plan), "contenders": names, "c1_contenders": names})
     out = Path(os.environ.get("BENCH_OUT") or (ROOT / (".bench/quick" if quick else "docs"))).resolve()
     ours_env = dict(x.split("=", 1) for x in shlex.split(os.environ.get("BENCH_OURS_ENV", "")))
     t0 = time.monotonic()

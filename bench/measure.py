@@ -39,6 +39,12 @@ def cpu_seconds(procs: list[psutil.Process]) -> float:
     return total
 
 
+def own_cpu_seconds() -> float:
+    """CPU of this process (the load generator's threads), user + system."""
+    t = os.times()
+    return t.user + t.system
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -232,3 +238,61 @@ def percentile(values: list[float], pct: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+class LogWatch:
+    """When each marker first appears in a log, seconds after t0 (polled every 5 ms)."""
+
+    def __init__(self, proc: Proc, t0: float, markers: dict[str, str]) -> None:
+        self.proc, self.t0, self.markers = proc, t0, markers
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set() and len(self.seen) < len(self.markers):
+            try:
+                text = self.proc.log_text()
+            except OSError:
+                text = ""
+            now = time.monotonic() - self.t0
+            for name, marker in self.markers.items():
+                if name not in self.seen and marker in text:
+                    self.seen[name] = round(now, 3)
+            self._stop.wait(0.005)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.seen
+
+
+def worker_count(leader: Proc) -> int:
+    """uWSGI workers alive now (the master's children running its program)."""
+    try:
+        parent = psutil.Process(leader.pid)
+        return sum(1 for c in parent.children() if c.name() == parent.name())
+    except psutil.Error:
+        return 0
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of a process tree between start and stop, counting processes
+    born in between (a worker uWSGI spawns mid-burst) from zero."""
+
+    leader: Proc
+    before: dict[int, float] | None = None
+
+    def start(self) -> CpuMeter:
+        self.before = {p.pid: cpu_seconds([p]) for p in session_procs(self.leader)}
+        self.busy0 = machine_busy()
+        return self
+
+    def stop(self) -> tuple[float, float]:
+        """(CPU seconds of the tree, share of the whole machine busy meanwhile)."""
+        assert self.before is not None
+        used = sum(cpu_seconds([p]) - self.before.get(p.pid, 0.0) for p in session_procs(self.leader))
+        (b0, a0), (b1, a1) = self.busy0, machine_busy()
+        return used, (b1 - b0) / max(a1 - a0, 1)

@@ -20,6 +20,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROOT, Api, free_port, start
+from sahara_wsgi_entry import settings
 from workload import fast_get, scale_request
 
 Samples = dict[str, dict[str, float]]  # metric sample name -> worker_id ("" if none) -> value
@@ -100,7 +101,7 @@ def test_requests_and_memory_are_reported(launch, token) -> None:
     assert sorted(after["uwsgi_worker_requests_total"]) == ["1", "2", "3", "4"]
     assert grown >= served
     assert all(v > 20 * 2**20 for v in after["uwsgi_worker_rss_bytes"].values()), "each worker holds the app"
-    assert total(after, "uwsgi_worker_cores") == 4 * 8
+    assert total(after, "uwsgi_worker_cores") == 4 * int(settings({})["SAHARA_API_THREADS"])
     # The master measures the queue once a second: 0 until its first check.
     deadline = time.monotonic() + 10
     while scrape(url)["uwsgi_socket_max_queue_length"][""] != 1024:

@@ -55,3 +55,26 @@ def test_slow_engine_rpc(launch, slow_engine, make_cluster, token, server, slow_
         assert max(fast) < DELAY / 2, "a fast GET waited behind a slow request"
     else:
         assert max(fast) > DELAY / 2, "fast GETs were expected to wait for a free worker"
+
+
+BURST = 32  # twice the threads of the defaults before issue 15 (2 workers x 8)
+
+
+def test_defaults_keep_reads_fast_under_a_burst_of_slow_writes(launch, slow_engine, make_cluster, token) -> None:
+    """The shipped defaults (a worker per CPU, 64 threads, one write slot): a burst
+    of scale requests neither queues behind too few threads nor starves the
+    GETs of the GIL (docs/tuning.md, C1). 2 x 8 threads and no slot gave fast
+    GETs ~2 s here; the bound is half the RPC delay, for a loaded machine."""
+    slow_engine(DELAY)
+    api = launch()
+    cluster = make_cluster()
+    # A first burst opens each worker's RPC connections (seconds on a busy machine): not judged.
+    slow_mix(api.url, token, cluster, BURST, fast_interval=0.5)
+    mix = slow_mix(api.url, token, cluster, BURST, fast_interval=0.05)
+    assert all(r.status == 400 for r in mix.slow), {r.status for r in mix.slow}
+    assert all(r.status == 200 for r in mix.fast)
+    fast = sorted(r.seconds for r in mix.fast)
+    p90 = fast[int(len(fast) * 0.9) - 1]
+    print(f"defaults: {BURST} slow requests done in {mix.total:.2f} s; {len(fast)} fast GETs p90 {p90 * 1000:.0f} ms")
+    assert mix.total < 3 * DELAY, "the burst did not run concurrently"
+    assert p90 < DELAY / 2, "fast GETs waited behind the slow requests"

@@ -66,6 +66,11 @@ PURE_CHECKS: dict[str, Callable[[Path], object]] = {
     ),
     "api_workers 0": lambda tmp: launcher.resolve_workers({}, *conf(tmp, "[DEFAULT]\napi_workers = 0\n")),
     "threads": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_THREADS="0")),
+    "write slots": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_WRITE_SLOTS="-1")),
+    "elastic": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_ELASTIC="yes")),
+    "elastic needs 2 workers": lambda tmp: launcher.check_server_knobs(
+        knobs(SAHARA_API_ELASTIC="1", SAHARA_API_WORKERS="1")
+    ),
     "port": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_PORT="http")),
     "max requests": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_MAX_REQUESTS="0")),
     "max rss": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_MAX_RSS_MB="big")),
