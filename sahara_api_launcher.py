@@ -149,9 +149,11 @@ def find_nginx(path: str | None = None) -> str:
     path = path if path is not None else os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     nginx = shutil.which("nginx", path=path)
     if not nginx or not shutil.which("setpriv", path=path):
-        missing = "nginx" if not nginx else "setpriv"
+        missing, packages = (
+            ("nginx", "nginx libnginx-mod-http-headers-more-filter") if not nginx else ("setpriv", "util-linux")
+        )
         raise StartupError(
-            f"SAHARA_API_FRONT=nginx but {missing} is not installed: `apt-get install nginx-light util-linux`,"
+            f"SAHARA_API_FRONT=nginx but {missing} is not installed: `apt-get install {packages}`,"
             " or set SAHARA_API_FRONT=direct behind a proxy of your own"
         )
     return nginx

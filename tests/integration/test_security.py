@@ -34,8 +34,8 @@ def raw_request(api: Api, data: bytes, timeout: float = 30) -> bytes | None:
     with socket.create_connection(("127.0.0.1", api.port), timeout=timeout) as s:
         with contextlib.suppress(ConnectionError):  # a server may answer and close before all is sent
             s.sendall(data)
-        try:
-            while chunk := s.recv(65536):
+        try:  # the status line is all we need (nginx keeps the connection open after it)
+            while b"\r\n\r\n" not in answer and (chunk := s.recv(65536)):
                 answer += chunk
         except ConnectionError:
             pass

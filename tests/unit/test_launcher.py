@@ -146,7 +146,9 @@ def test_front_is_nginx_or_direct() -> None:
 
 
 def test_missing_nginx_is_one_line_with_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(StartupError, match="nginx is not installed: `apt-get install nginx-light"):
+    with pytest.raises(
+        StartupError, match="nginx is not installed: `apt-get install nginx libnginx-mod-http-headers-more-filter`"
+    ):
         launcher.find_nginx(str(tmp_path))
 
 
