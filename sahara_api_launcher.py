@@ -131,6 +131,7 @@ def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> 
     knobs["SAHARA_API_MAX_BODY_BYTES"] = str(max_body * 1024 * 1024)
     if knobs["SAHARA_API_FRONT"] not in FRONTS:
         raise StartupError(f"SAHARA_API_FRONT={knobs['SAHARA_API_FRONT']!r}: set nginx or direct (docs/security.md)")
+    check_tls(knobs)
     if metrics_enabled(knobs):
         metrics_port = whole_number("SAHARA_METRICS_PORT", knobs["SAHARA_METRICS_PORT"])
         if metrics_port == int(knobs["SAHARA_API_PORT"]):
@@ -159,12 +160,35 @@ def find_nginx(path: str | None = None) -> str:
     return nginx
 
 
+def check_tls(knobs: dict[str, str]) -> bool:
+    """SAHARA_API_TLS_CERT and _KEY: both or neither, readable, nginx's front only."""
+    cert, key = knobs.get("SAHARA_API_TLS_CERT", ""), knobs.get("SAHARA_API_TLS_KEY", "")
+    if not cert and not key:
+        return False
+    if not cert or not key:
+        raise StartupError("SAHARA_API_TLS_CERT and SAHARA_API_TLS_KEY go together: set both (HTTPS) or neither")
+    if knobs["SAHARA_API_FRONT"] != "nginx":
+        raise StartupError("SAHARA_API_TLS_CERT is served by the nginx front: set SAHARA_API_FRONT=nginx or unset it")
+    for knob, path in (("SAHARA_API_TLS_CERT", cert), ("SAHARA_API_TLS_KEY", key)):
+        if not os.access(path, os.R_OK):
+            raise StartupError(f"{knob}={path} is missing or unreadable: point it at a PEM file this user can read")
+    return True
+
+
 def render_nginx_conf(knobs: dict[str, str]) -> str:
     """deploy/nginx.conf with its @KNOB@s filled in, written to SAHARA_RUN_DIR."""
     host, port = knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"]
+    tls = check_tls(knobs)
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     values = {
-        "LISTEN": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "TLS": "",
+        "LISTEN": f"{listen} ssl" if tls else listen,
+        "TLS": (
+            f"ssl_certificate {knobs['SAHARA_API_TLS_CERT']};\n"
+            f"        ssl_certificate_key {knobs['SAHARA_API_TLS_KEY']};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;"
+            if tls
+            else ""
+        ),
         **{k: knobs[k] for k in ("SAHARA_RUN_DIR", "SAHARA_API_MAX_BODY_MB", "SAHARA_API_STOP_TIMEOUT")},
     }
     text = NGINX_CONF.read_text()

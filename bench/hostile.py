@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import time
@@ -107,28 +108,39 @@ def slow_bodies(port: int, run_dir: str | Path | None, clients: int = 40, second
 
 
 def idle_keepalive(port: int, url: str, token: str, connections: int = 500, seconds: float = 5) -> dict:
-    """`connections` clients that sent one keep-alive request and then hold their
-    connection idle; meanwhile a fast client's GETs."""
-    socks, kept = [], 0
+    """`connections` clients that each sent one keep-alive request and then hold
+    their connection idle; meanwhile a fast client's GETs."""
+    socks = []
     try:
         for _ in range(connections):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
             s.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
-            s.recv(65536)
             socks.append(s)
+        answered: set[socket.socket] = set()
+        deadline = time.monotonic() + 10  # all of them answered, or 10 s
+        while len(answered) < len(socks) and time.monotonic() < deadline:
+            ready, _, _ = select.select([s for s in socks if s not in answered], [], [], 0.5)
+            for s in ready:
+                with contextlib.suppress(OSError):
+                    s.recv(65536)
+                answered.add(s)
         time.sleep(0.5)
+        kept = 0
         for s in socks:  # still open (a peek that would block) or closed by the server (EOF)
             s.setblocking(False)
             try:
                 kept += s.recv(1, socket.MSG_PEEK) != b""
             except BlockingIOError:
                 kept += 1
+            except OSError:
+                pass
         fast = fast_requests(f"{url}/v2/plugins", seconds, timeout=5, headers={"X-Auth-Token": token})
     finally:
         for s in socks:
             s.close()
     return {
         "connections": connections,
+        "answered": len(answered),
         "held_open_by_server": kept,
         "fast_answered": len(fast.seconds),
         "fast_failed": len(fast.failures),
