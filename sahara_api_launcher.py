@@ -14,6 +14,7 @@ so the service replaces it under supervisord, tini or Kubernetes.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -204,7 +205,8 @@ def check_nginx_conf(nginx: str, conf: str) -> None:
     out = subprocess.run([nginx, "-t", "-q", "-e", "stderr", "-c", conf], capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         error = next((line for line in out.stderr.splitlines() if "[emerg]" in line), out.stderr.strip())
-        raise StartupError(f"nginx refuses {conf}: {error.split('] ', 1)[-1]}")
+        error = re.sub(r"^.*?\[emerg\] (\d+#\d+: )?", "", error)  # nginx's time, level and pid#tid
+        raise StartupError(f"nginx refuses {conf}: {error}")
 
 
 def metrics_enabled(knobs: dict[str, str]) -> bool:

@@ -85,6 +85,9 @@ def busy_threads(run_dir: str | Path) -> int:
 def slow_bodies(port: int, run_dir: str | Path | None, clients: int = 40, seconds: float = 8) -> dict:
     """Unauthenticated POSTs whose bodies come at 1 B/s: the most worker threads
     they held at once (uWSGI only), and whether a fast client got through."""
+    deadline = time.monotonic() + 10  # start from idle workers: an earlier request may still be closing
+    while run_dir and busy_threads(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
     socks = []
     for _ in range(clients):
         s = socket.create_connection(("127.0.0.1", port), timeout=5)

@@ -40,7 +40,7 @@ def tree(api: Api) -> list[psutil.Process]:
 
 
 def probe(name: str, kind: str, front: str | None, stack: Stack, workdir: Path, seconds: float) -> dict:
-    run = workdir / name.replace(", ", "-")
+    run = workdir / re.sub(r"[^a-z0-9-]+", "-", name)
     run.mkdir()
     env = {"SAHARA_RUN_DIR": str(run), "SAHARA_API_FRONT": front} if front else {}
     api, _ = launch(Contender(kind, 4), stack.conf, workdir, env)
