@@ -5,13 +5,15 @@ side-by-side table into docs/security.md ("Hostile clients, side by side")
 and the raw figures to docs/bench/hostile.json.
 
 Knobs (environment): HOSTILE_SECONDS (slowloris length, default 20),
-HOSTILE_OUT (directory instead of docs/)."""
+HOSTILE_ROUNDS (interleaved CPU rounds, default 3), HOSTILE_OUT (directory
+instead of docs/)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import statistics
 import subprocess
 import tempfile
 import time
@@ -39,46 +41,62 @@ def tree(api: Api) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def probe(name: str, kind: str, front: str | None, stack: Stack, workdir: Path, seconds: float) -> dict:
+def start(name: str, kind: str, front: str | None, stack: Stack, workdir: Path) -> tuple[Api, Path | None]:
     run = workdir / re.sub(r"[^a-z0-9-]+", "-", name)
     run.mkdir()
     env = {"SAHARA_RUN_DIR": str(run), "SAHARA_API_FRONT": front} if front else {}
     api, _ = launch(Contender(kind, 4), stack.conf, workdir, env)
-    stats_dir = run if kind == "ours" else None
-    try:
-        measure.first_200(f"{api.url}/v2/plugins", stack.token, time.monotonic(), api)
-        measure.wait_children(api, 4)
-        url, port, token = api.url, api.port, stack.token
-        say(f"{name}: slowloris ({seconds:g} s), heads, bodies, slow bodies, idle keep-alive")
-        out: dict = {"name": name, "loadavg_start": measure.loadavg()}
-        out["slowloris"] = hostile.slowloris(port, url, token, seconds=seconds)
-        out["heads"] = hostile.heads(port)
-        out["bodies"] = hostile.bodies(port, LIMIT_MB * 2**20, token)
-        out["slow_bodies"] = hostile.slow_bodies(port, stats_dir)
-        out["keepalive"] = hostile.idle_keepalive(port, url, token)
-        say(f"{name}: CPU per request and PSS (wrk -c16, Connection: close, 15 s)")
-        measure.wrk(f"{url}/v2/plugins", token, 16, 5, True, api)  # warm-up
-        procs = tree(api)
-        cpu0 = hostile.Sampler(procs).cpu()
-        r = measure.wrk(f"{url}/v2/plugins", token, 16, 15, True, api)
-        cpu1 = hostile.Sampler(procs).cpu()
-        fronts = [p for p in procs if p.name() == "nginx"]
-        out["cost"] = {
-            "rps": r["rps"],
-            "errors": r["errors"],
-            "cpu_ms_per_req": round(1000 * (cpu1 - cpu0) / max(r["requests"], 1), 2),
+    measure.first_200(f"{api.url}/v2/plugins", stack.token, time.monotonic(), api)
+    measure.wait_children(api, 4)
+    return api, run if kind == "ours" else None
+
+
+def cost(apis: dict[str, Api], token: str, rounds: int) -> dict[str, dict]:
+    """CPU per request of each process tree, the contenders interleaved round by
+    round (wrk -c16, Connection: close, 10 s each) so that changes in the load of
+    a shared machine hit all alike; the median round, then PSS after the load."""
+    cpu: dict[str, list[float]] = {name: [] for name in apis}
+    rps: dict[str, list[float]] = {name: [] for name in apis}
+    load = []
+    for api in apis.values():
+        measure.wrk(f"{api.url}/v2/plugins", token, 16, 3, True, api)  # warm-up
+    for _ in range(rounds):
+        for name, api in apis.items():
+            procs = tree(api)
+            cpu0 = hostile.Sampler(procs).cpu()
+            r = measure.wrk(f"{api.url}/v2/plugins", token, 16, 10, True, api)
+            cpu[name].append(1000 * (hostile.Sampler(procs).cpu() - cpu0) / max(r["requests"], 1))
+            rps[name].append(r["rps"])
+            load.append(measure.loadavg())
+    out = {}
+    for name, api in apis.items():
+        fronts = [p for p in tree(api) if p.name() == "nginx"]
+        out[name] = {
+            "cpu_ms_per_req": round(statistics.median(cpu[name]), 2),
+            "cpu_ms_per_req_rounds": [round(x, 2) for x in cpu[name]],
+            "rps": round(statistics.median(rps[name]), 1),
             "pss_mib": measure.pss_mib(tree(api)),
             "front_pss_mib": measure.pss_mib(fronts) if fronts else None,
-            "loadavg": measure.loadavg(),
+            "loadavg": max(load),
         }
-        say(f"{name}: HUP under load, then kill -9 of a worker under load")
-        out["hup"] = vars(hostile.hup(url, token, api.pid))
-        measure.first_200(f"{url}/v2/plugins", token, time.monotonic(), api)
-        measure.wait_children(api, 4)
-        out["kill_worker"] = vars(hostile.kill_worker(url, token, api.pid, stats_dir))
-        return out
-    finally:
-        api.stop()
+    return out
+
+
+def probe(name: str, api: Api, stats_dir: Path | None, stack: Stack, seconds: float) -> dict:
+    url, port, token = api.url, api.port, stack.token
+    say(f"{name}: slowloris ({seconds:g} s), heads, bodies, slow bodies, idle keep-alive")
+    out: dict = {"name": name, "loadavg_start": measure.loadavg()}
+    out["slowloris"] = hostile.slowloris(port, url, token, seconds=seconds)
+    out["heads"] = hostile.heads(port)
+    out["bodies"] = hostile.bodies(port, LIMIT_MB * 2**20, token)
+    out["slow_bodies"] = hostile.slow_bodies(port, stats_dir)
+    out["keepalive"] = hostile.idle_keepalive(port, url, token)
+    say(f"{name}: HUP under load, then kill -9 of a worker under load")
+    out["hup"] = vars(hostile.hup(url, token, api.pid))
+    measure.first_200(f"{url}/v2/plugins", token, time.monotonic(), api)
+    measure.wait_children(api, 4)
+    out["kill_worker"] = vars(hostile.kill_worker(url, token, api.pid, stats_dir))
+    return out
 
 
 def row(r: dict) -> list[str]:
@@ -133,7 +151,8 @@ def section(results: list[dict], meta: dict) -> str:
         "Threads held: the most uWSGI worker threads inside a request (stats socket) while 40 unauthenticated "
         "clients send a body at 1 B/s (upstream: not observable, –). HUP and kill -9: 4 clients sending "
         "`GET /v2/plugins` back to back for 6-8 s; held = requests the killed worker was serving. CPU and PSS: "
-        "the whole process tree (nginx included), `wrk -c16` with `Connection: close`, 15 s.\n\n"
+        "the whole process tree (nginx included), `wrk -c16` with `Connection: close`, the median of "
+        f"{meta['rounds']} rounds of 10 s, the three servers interleaved; PSS after them.\n\n"
         + table(HEAD, [row(r) for r in results])
         + f"{END}"
     )
@@ -154,23 +173,35 @@ def write(results: list[dict], meta: dict, out: Path) -> None:
 
 def main() -> None:
     seconds = float(os.environ.get("HOSTILE_SECONDS", "20"))
+    rounds = int(os.environ.get("HOSTILE_ROUNDS", "3"))
     out = Path(os.environ.get("HOSTILE_OUT") or ROOT / "docs").resolve()
     t0 = time.monotonic()
     meta = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "loadavg_start": measure.loadavg(),
         "seconds": seconds,
+        "rounds": rounds,
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
         ).stdout.strip(),
     }
-    results = []
+    results, apis = [], {}
     try:
         with tempfile.TemporaryDirectory(prefix="sahara-hostile-") as tmp:
             stack = Stack(Path(tmp), 1)
-            for name, kind, front in CONTENDERS:
-                results.append(probe(name, kind, front, stack, Path(tmp), seconds))
-                say(json.dumps(results[-1]))
+            try:
+                for name, kind, front in CONTENDERS:
+                    apis[name], stats_dir = start(name, kind, front, stack, Path(tmp))
+                    results.append(probe(name, apis[name], stats_dir, stack, seconds))
+                    say(json.dumps(results[-1]))
+                say(f"CPU per request, {rounds} interleaved rounds of wrk -c16 (Connection: close) 10 s each, then PSS")
+                costs = cost(apis, stack.token, rounds)
+                for r in results:
+                    r["cost"] = costs[r["name"]]
+                say(json.dumps(costs))
+            finally:
+                for api in apis.values():
+                    api.stop()
     finally:
         subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
     meta["duration_s"] = round(time.monotonic() - t0, 1)
