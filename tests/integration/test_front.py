@@ -83,6 +83,24 @@ def test_front_dies_with_a_killed_master(launch) -> None:
     assert requests.get(f"{again.url}/healthcheck", timeout=30).status_code == 200
 
 
+def test_killed_front_is_restarted(launch) -> None:
+    """uWSGI's master checks the pidfile every second and starts nginx again."""
+    api = launch(SAHARA_API_WORKERS=1)
+    nginx = front_of(api)
+    t0 = time.monotonic()
+    nginx.kill()
+    while True:
+        try:
+            if requests.get(f"{api.url}/healthcheck", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() - t0 < 10, api.log_text()[-2000:]
+        time.sleep(0.1)
+    print(f"\n  kill -9 of nginx: serving again after {time.monotonic() - t0:.1f} s")
+    assert front_of(api).pid != nginx.pid
+
+
 def test_tls_at_the_front(launch, tmp_path: Path, token: str) -> None:
     """SAHARA_API_TLS_CERT/_KEY with a self-signed certificate (openssl)."""
     cert, key = tmp_path / "api.crt", tmp_path / "api.key"
