@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 from bench import hostile, measure
 from bench.__main__ import Stack
 from bench.contenders import Contender, launch
@@ -61,11 +59,6 @@ def start_front(kind: str, run: Path, port: int, back: int, workdir: Path) -> Pr
     return proc
 
 
-def tree(p: Proc) -> list[psutil.Process]:
-    root = psutil.Process(p.pid)
-    return [root, *root.children(recursive=True)]
-
-
 def candidate(kind: str, stack: Stack, workdir: Path) -> dict:
     run = workdir / kind
     run.mkdir()
@@ -91,7 +84,7 @@ def candidate(kind: str, stack: Stack, workdir: Path) -> dict:
         api.wait_ready()
         out["kill_worker"] = vars(hostile.kill_worker(url, token, api.pid, run))
         time.sleep(2)
-        procs = tree(api) + (tree(front) if front else [])
+        procs = hostile.tree(api.pid) + (hostile.tree(front.pid) if front else [])
         measure.wrk(f"{url}/v2/plugins", token, 16, 5, True, api)  # warm-up
         cpu0 = hostile.Sampler(procs).cpu()
         r = measure.wrk(f"{url}/v2/plugins", token, 16, 15, True, api)
@@ -101,8 +94,8 @@ def candidate(kind: str, stack: Stack, workdir: Path) -> dict:
             "p99_ms": r["p99_ms"],
             "errors": r["errors"],
             "cpu_ms_per_req": round(1000 * (cpu1 - cpu0) / max(r["requests"], 1), 3),
-            "pss_api_mib": measure.pss_mib(tree(api)),
-            "pss_front_mib": measure.pss_mib(tree(front)) if front else 0.0,
+            "pss_api_mib": measure.pss_mib(hostile.tree(api.pid)),
+            "pss_front_mib": measure.pss_mib(hostile.tree(front.pid)) if front else 0.0,
             "loadavg": measure.loadavg(),
         }
         return out

@@ -205,6 +205,12 @@ def kill_worker(url: str, token: str, master: int, run_dir: str | Path | None) -
     return under_load(url, token, act)
 
 
+def tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (uWSGI's master: workers, nginx, exporter)."""
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
 class Sampler:
     """CPU seconds of a set of processes between start and stop."""
 

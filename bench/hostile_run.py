@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 from bench import hostile, measure
 from bench.__main__ import STACK, STACK_ENV, Stack, say
 from bench.contenders import Contender, launch
@@ -34,11 +32,6 @@ CONTENDERS = [
     ("ours-4, nginx (default)", "ours", "nginx"),
 ]
 BEGIN, END = "<!-- hostile:begin -->", "<!-- hostile:end -->"
-
-
-def tree(api: Api) -> list[psutil.Process]:
-    root = psutil.Process(api.pid)
-    return [root, *root.children(recursive=True)]
 
 
 def start(name: str, kind: str, front: str | None, stack: Stack, workdir: Path) -> tuple[Api, Path | None]:
@@ -62,7 +55,7 @@ def cost(apis: dict[str, Api], token: str, rounds: int) -> dict[str, dict]:
         measure.wrk(f"{api.url}/v2/plugins", token, 16, 3, True, api)  # warm-up
     for _ in range(rounds):
         for name, api in apis.items():
-            procs = tree(api)
+            procs = hostile.tree(api.pid)
             cpu0 = hostile.Sampler(procs).cpu()
             r = measure.wrk(f"{api.url}/v2/plugins", token, 16, 10, True, api)
             cpu[name].append(1000 * (hostile.Sampler(procs).cpu() - cpu0) / max(r["requests"], 1))
@@ -70,12 +63,12 @@ def cost(apis: dict[str, Api], token: str, rounds: int) -> dict[str, dict]:
             load.append(measure.loadavg())
     out = {}
     for name, api in apis.items():
-        fronts = [p for p in tree(api) if p.name() == "nginx"]
+        fronts = [p for p in hostile.tree(api.pid) if p.name() == "nginx"]
         out[name] = {
             "cpu_ms_per_req": round(statistics.median(cpu[name]), 2),
             "cpu_ms_per_req_rounds": [round(x, 2) for x in cpu[name]],
             "rps": round(statistics.median(rps[name]), 1),
-            "pss_mib": measure.pss_mib(tree(api)),
+            "pss_mib": measure.pss_mib(hostile.tree(api.pid)),
             "front_pss_mib": measure.pss_mib(fronts) if fronts else None,
             "loadavg": max(load),
         }
