@@ -6,7 +6,8 @@ and the raw figures to docs/bench/hostile.json.
 
 Knobs (environment): HOSTILE_SECONDS (slowloris length, default 20),
 HOSTILE_ROUNDS (interleaved CPU rounds, default 3), HOSTILE_OUT (directory
-instead of docs/)."""
+instead of docs/). `python -m bench.hostile_run cost` measures only the
+front's cost (direct vs nginx, HOSTILE_ROUNDS rounds) and prints it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -178,15 +180,17 @@ def main() -> None:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
         ).stdout.strip(),
     }
+    cost_only = sys.argv[1:] == ["cost"]  # the front's cost alone: direct vs nginx, printed, nothing written
     results, apis = [], {}
     try:
         with tempfile.TemporaryDirectory(prefix="sahara-hostile-") as tmp:
             stack = Stack(Path(tmp), 1)
             try:
-                for name, kind, front in CONTENDERS:
+                for name, kind, front in CONTENDERS[1:] if cost_only else CONTENDERS:
                     apis[name], stats_dir = start(name, kind, front, stack, Path(tmp))
-                    results.append(probe(name, apis[name], stats_dir, stack, seconds))
-                    say(json.dumps(results[-1]))
+                    if not cost_only:
+                        results.append(probe(name, apis[name], stats_dir, stack, seconds))
+                        say(json.dumps(results[-1]))
                 say(f"CPU per request, {rounds} interleaved rounds of wrk -c16 (Connection: close) 10 s each, then PSS")
                 costs = cost(apis, stack.token, rounds)
                 for r in results:
@@ -198,6 +202,8 @@ def main() -> None:
     finally:
         subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
     meta["duration_s"] = round(time.monotonic() - t0, 1)
+    if cost_only:
+        return
     write(results, meta, out)
     say(f"done in {meta['duration_s']:.0f} s: {out / 'security.md'}")
 

@@ -74,7 +74,9 @@ class Call:
 
     @property
     def answered(self) -> bool:
-        return not self.outcome.startswith("no response")
+        """By the API. A 502 is the nginx front's own answer when the worker
+        serving the request died (uWSGI logged nothing): not the API's."""
+        return not self.outcome.startswith("no response") and self.outcome != "http 502"
 
 
 @dataclass
