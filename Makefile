@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 MODE ?=
 SAHARA_TEST_MODES := $(MODE)
 
-.PHONY: help install run debug test fresh-check unit-test integration-test image image-test chart chart-test bench soak lint lock stack-down
+.PHONY: help install run debug test fresh-check unit-test integration-test image image-test chart chart-test bench hostile soak lint lock stack-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ integration-test: install ## Integration tests only (brings the stack up and dow
 
 bench: install ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~17 min; BENCH_QUICK=1: ~6 min)
 	.venv/bin/python -m bench
+
+hostile: install ## Hostile clients (slowloris, big heads and bodies, HUP, kill) vs upstream -> docs/security.md (~8 min)
+	.venv/bin/python -m bench.hostile_run
 
 soak: install ## Chaos soak: CRUD load, a worker killed every 20 s, a reload a minute -> docs/soak.md (SOAK_SECONDS=600)
 	.venv/bin/python -m soak

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from oslo_config.cfg import ConfigOpts
 
 UWSGI_INI = HERE / "deploy" / "uwsgi.ini"
+NGINX_CONF = HERE / "deploy" / "nginx.conf"
+FRONTS = ("nginx", "direct")
 # Without these keystonemiddleware answers every request with 401 or 500.
 # Every option may also come from the environment as oslo.config reads it,
 # OS_<GROUP>__<OPTION> (the image and the chart do that): messages name both.
@@ -155,8 +159,9 @@ def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> 
             " job binary uploads Sahara accepts would get 413: raise it"
         )
     knobs["SAHARA_API_MAX_BODY_BYTES"] = str(max_body * 1024 * 1024)
-    if knobs["SAHARA_API_FRONT"] not in ("direct", "router"):
-        raise StartupError(f"SAHARA_API_FRONT={knobs['SAHARA_API_FRONT']!r}: set direct or router (docs/security.md)")
+    if knobs["SAHARA_API_FRONT"] not in FRONTS:
+        raise StartupError(f"SAHARA_API_FRONT={knobs['SAHARA_API_FRONT']!r}: set nginx or direct (docs/security.md)")
+    check_tls(knobs)
     if metrics_enabled(knobs):
         metrics_port = whole_number("SAHARA_METRICS_PORT", knobs["SAHARA_METRICS_PORT"])
         if metrics_port == int(knobs["SAHARA_API_PORT"]):
@@ -168,6 +173,69 @@ def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> 
         raise StartupError(
             "SAHARA_API_STOP_TIMEOUT must be above SAHARA_API_TIMEOUT, or stops kill requests still running: raise it"
         )
+
+
+def find_nginx(path: str | None = None) -> str:
+    """nginx and setpriv (util-linux), which deploy/uwsgi.ini runs it with."""
+    path = path if path is not None else os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    nginx = shutil.which("nginx", path=path)
+    if not nginx or not shutil.which("setpriv", path=path):
+        missing, packages = (
+            ("nginx", "nginx libnginx-mod-http-headers-more-filter") if not nginx else ("setpriv", "util-linux")
+        )
+        raise StartupError(
+            f"SAHARA_API_FRONT=nginx but {missing} is not installed: `apt-get install {packages}`,"
+            " or set SAHARA_API_FRONT=direct behind a proxy of your own"
+        )
+    return nginx
+
+
+def check_tls(knobs: dict[str, str]) -> bool:
+    """SAHARA_API_TLS_CERT and _KEY: both or neither, readable, nginx's front only."""
+    cert, key = knobs.get("SAHARA_API_TLS_CERT", ""), knobs.get("SAHARA_API_TLS_KEY", "")
+    if not cert and not key:
+        return False
+    if not cert or not key:
+        raise StartupError("SAHARA_API_TLS_CERT and SAHARA_API_TLS_KEY go together: set both (HTTPS) or neither")
+    if knobs["SAHARA_API_FRONT"] != "nginx":
+        raise StartupError("SAHARA_API_TLS_CERT is served by the nginx front: set SAHARA_API_FRONT=nginx or unset it")
+    for knob, path in (("SAHARA_API_TLS_CERT", cert), ("SAHARA_API_TLS_KEY", key)):
+        if not os.access(path, os.R_OK):
+            raise StartupError(f"{knob}={path} is missing or unreadable: point it at a PEM file this user can read")
+    return True
+
+
+def render_nginx_conf(knobs: dict[str, str]) -> str:
+    """deploy/nginx.conf with its @KNOB@s filled in, written to SAHARA_RUN_DIR."""
+    host, port = knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"]
+    tls = check_tls(knobs)
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    values = {
+        "LISTEN": f"{listen} ssl" if tls else listen,
+        "TLS": (
+            f"ssl_certificate {knobs['SAHARA_API_TLS_CERT']};\n"
+            f"        ssl_certificate_key {knobs['SAHARA_API_TLS_KEY']};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;"
+            if tls
+            else ""
+        ),
+        **{k: knobs[k] for k in ("SAHARA_RUN_DIR", "SAHARA_API_MAX_BODY_MB", "SAHARA_API_STOP_TIMEOUT")},
+    }
+    text = NGINX_CONF.read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    path = Path(knobs["SAHARA_RUN_DIR"]) / "nginx.conf"
+    path.write_text(text)
+    return str(path)
+
+
+def check_nginx_conf(nginx: str, conf: str) -> None:
+    """nginx's own check of the rendered file: its first error, in one line."""
+    out = subprocess.run([nginx, "-t", "-q", "-e", "stderr", "-c", conf], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        error = next((line for line in out.stderr.splitlines() if "[emerg]" in line), out.stderr.strip())
+        error = re.sub(r"^.*?\[emerg\] (\d+#\d+: )?", "", error)  # nginx's time, level and pid#tid
+        raise StartupError(f"nginx refuses {conf}: {error}")
 
 
 def metrics_enabled(knobs: dict[str, str]) -> bool:
@@ -320,6 +388,12 @@ def main(argv: list[str]) -> None:
             check_port(knobs["SAHARA_METRICS_HOST"], knobs["SAHARA_METRICS_PORT"], "SAHARA_METRICS_PORT")
         if mode in ("api", "all-in-one"):
             make_run_dir(knobs["SAHARA_RUN_DIR"])
+        if mode == "api" and knobs["SAHARA_API_FRONT"] == "nginx":
+            knobs["SAHARA_FRONT_NGINX"] = find_nginx()  # deploy/uwsgi.ini runs it
+            # The port is free (checked above), so a pidfile left by a killed run
+            # names no nginx of ours: uWSGI would take a reused pid for it and never start nginx.
+            Path(knobs["SAHARA_RUN_DIR"], "nginx.pid").unlink(missing_ok=True)
+            check_nginx_conf(knobs["SAHARA_FRONT_NGINX"], render_nginx_conf(knobs))
         check_services(conf, broker=mode != "db-sync")
         if mode in ("api", "engine"):  # last, just before the exec
             die_with_supervisor(knobs["SAHARA_RUN_DIR"])

@@ -128,7 +128,8 @@ def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) ->
 
 def wait_children(leader: Proc, count: int, limit: float = 30) -> None:
     deadline = time.monotonic() + limit
-    while len(psutil.Process(leader.pid).children()) < count:
+    master = psutil.Process(leader.pid)
+    while len([c for c in master.children() if c.name() == master.name()]) < count:  # not the front (nginx)
         if time.monotonic() > deadline:
             raise RuntimeError(f"{leader.name}: {count} workers not up in {limit} s")
         time.sleep(0.05)

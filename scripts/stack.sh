@@ -28,7 +28,8 @@ SAHARA_CONF=$ROOT/etc/sahara/sahara.conf
 DEV_PASSWORD=dev-secret         # local dev stack only; matches etc/sahara/sahara.conf
 # libpcre2-dev: pip compiles uWSGI's internal routing (uwsgi.ini's route-if) only with it.
 # libssl-dev: Keystone's scrypt has no wheel for Python 3.11; pip compiles it against OpenSSL.
-APT_PACKAGES=(mariadb-server rabbitmq-server memcached python3-venv python3-dev gcc libc6-dev libpcre2-dev libssl-dev make wrk shellcheck)
+# nginx and its headers-more module: the API's HTTP front (SAHARA_API_FRONT=nginx, docs/security.md).
+APT_PACKAGES=(mariadb-server rabbitmq-server memcached python3-venv python3-dev gcc libc6-dev libpcre2-dev libssl-dev make wrk shellcheck nginx libnginx-mod-http-headers-more-filter)
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -74,7 +74,9 @@ class Call:
 
     @property
     def answered(self) -> bool:
-        return not self.outcome.startswith("no response")
+        """By the API. A 502 is the nginx front's own answer when the worker
+        serving the request died (uWSGI logged nothing): not the API's."""
+        return not self.outcome.startswith("no response") and self.outcome != "http 502"
 
 
 @dataclass
@@ -236,7 +238,8 @@ class Soak:
             obj.id, obj.state = result.id, "live"
             mine.append(obj)
         else:
-            obj.state = "create-failed" if outcome.startswith("http") else "create-unknown"
+            # Refused by the API, or no answer from it (the DB says at the end; a 502 is the front's).
+            obj.state = "create-failed" if self.calls[-1].answered else "create-unknown"
         return obj
 
     def create_data_source(self, sahara: ClientV2, n: int, mine: list[Obj], rnd: random.Random) -> None:

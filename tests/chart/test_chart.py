@@ -54,6 +54,9 @@ def test_renders_valid_kubernetes_manifests(values: Path | None, tmp_path: Path)
         ("metrics.port=8386", "metrics.port (8386) is the API's port"),
         ("metrics.serviceMonitor.interval=often", "metrics.serviceMonitor.interval: Does not match pattern"),
         ("metrics.prometheusRule.runbookBaseUrl=docs.example.com", "metrics.prometheusRule.runbookBaseUrl: Does not"),
+        ("api.front=router", "api.front: api.front must be one of"),
+        ("api.tls.enabled=true", "api.tls.enabled needs api.tls.secretName"),
+        ("api.front=direct,api.tls.enabled=true,api.tls.secretName=s", "api.tls.enabled needs api.front=nginx"),
     ],
 )
 def test_bad_values_are_refused(setting: str, message: str) -> None:
@@ -67,7 +70,7 @@ def test_bad_values_are_refused(setting: str, message: str) -> None:
 def test_configmap_holds_the_hosts_deploy_files() -> None:
     _, docs = render()
     data = find(docs, "ConfigMap")["data"]
-    for name in ("uwsgi.ini", "api-paste.ini"):
+    for name in ("uwsgi.ini", "api-paste.ini", "nginx.conf"):
         assert data[name] == (ROOT / "deploy" / name).read_text().rstrip("\n")
 
 
@@ -101,7 +104,14 @@ def test_worker_count_and_knobs_reach_the_api_pod() -> None:
     )
     _, docs = render()
     env = env_of(find(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0])
-    for knob in ("SAHARA_API_PORT", "SAHARA_API_TIMEOUT", "SAHARA_API_STOP_TIMEOUT", "SAHARA_METRICS_PORT"):
+    knobs = (
+        "SAHARA_API_PORT",
+        "SAHARA_API_TIMEOUT",
+        "SAHARA_API_STOP_TIMEOUT",
+        "SAHARA_METRICS_PORT",
+        "SAHARA_API_FRONT",
+    )
+    for knob in knobs:
         assert env[knob] == defaults[knob], f"{knob} comes from deploy/defaults.env"
 
 
@@ -126,6 +136,32 @@ def test_api_pod_contract() -> None:
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert c["resources"]["requests"] and c["resources"]["limits"]
+
+
+def test_front_is_nginx_in_the_pod_and_one_value_turns_it_off() -> None:
+    """The pod's uWSGI runs nginx itself (deploy/uwsgi.ini): no sidecar; the chart's nginx.conf is the host's."""
+    _, docs = render()
+    pod = find(docs, "Deployment", "api")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert env_of(c)["SAHARA_API_FRONT"] == "nginx" and "SAHARA_API_TLS_CERT" not in env_of(c)
+    assert "/opt/sahara-api/deploy/nginx.conf" in {m["mountPath"] for m in c["volumeMounts"]}
+    assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    _, docs = render("--set", "api.front=direct")
+    assert env_of(find(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0])["SAHARA_API_FRONT"] == (
+        "direct"
+    )
+
+
+def test_tls_mounts_the_secret_and_probes_use_https() -> None:
+    _, docs = render("-f", str(VALUES / "tls.yaml"))
+    pod = find(docs, "Deployment", "api")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = env_of(c)
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "tls")
+    assert mount["readOnly"] and env["SAHARA_API_TLS_CERT"] == f"{mount['mountPath']}/tls.crt"
+    assert env["SAHARA_API_TLS_KEY"] == f"{mount['mountPath']}/tls.key"
+    assert next(v for v in pod["volumes"] if v["name"] == "tls")["secret"]["secretName"] == "sahara-api-tls"
+    assert c["startupProbe"]["httpGet"]["scheme"] == c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
 
 
 def test_existing_secret_replaces_the_rendered_one() -> None:

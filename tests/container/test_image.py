@@ -271,3 +271,33 @@ def test_db_sync_is_idempotent(run_container, empty_database: str) -> None:
     assert [rc for rc, _ in runs] == [0, 0]
     assert migrations[0] > 0, "the first run creates the schema"
     assert migrations[1] == 0, "the second run has nothing to do"
+
+
+def test_tls_at_the_front_and_its_healthcheck(run_container, mounted_conf, tmp_path: Path) -> None:
+    """HTTPS with a self-signed certificate mounted read-only; the image's
+    HEALTHCHECK follows it (and the drain file) over HTTPS."""
+    tls = tmp_path / "tls"
+    tls.mkdir(mode=0o755)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tls / "tls.key"), "-out", str(tls / "tls.crt")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    for f in tls.iterdir():
+        f.chmod(0o644)  # the image's uid reads them (a Secret volume's default mode)
+    env = {"SAHARA_API_WORKERS": "1", "SAHARA_API_TLS_CERT": "/tls/tls.crt", "SAHARA_API_TLS_KEY": "/tls/tls.key"}
+    c = run_container(env=env, options=[*mounted_conf, "-v", f"{tls}:/tls:ro"], wait=False)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            r = requests.get(f"https://127.0.0.1:{c.port}/healthcheck", verify=str(tls / "tls.crt"), timeout=5)
+            break
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline and c.running(), c.logs()[-3000:]
+            time.sleep(0.5)
+    assert r.status_code == 200
+    assert podman("healthcheck", "run", c.name).returncode == 0
+    assert c.exec("sh", "-c", 'touch "$SAHARA_API_DRAIN_FILE"').returncode == 0
+    assert podman("healthcheck", "run", c.name).returncode != 0

@@ -86,14 +86,17 @@ class Timings:
         )
 
 
-def fast_requests(url: str, seconds: float, pause: float = 0.1, timeout: float = 10) -> Timings:
+def fast_requests(
+    url: str, seconds: float, pause: float = 0.1, timeout: float = 10, headers: dict[str, str] | None = None
+) -> Timings:
     """GET url back to back (one at a time) for `seconds`: the latency a normal client sees."""
     out = Timings()
+    headers = {"Connection": "close", **(headers or {})}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         start = time.monotonic()
         try:
-            r = requests.get(url, timeout=timeout, headers={"Connection": "close"})
+            r = requests.get(url, timeout=timeout, headers=headers)
             if r.status_code == 200:
                 out.seconds.append(time.monotonic() - start)
             else:

@@ -88,6 +88,14 @@ PURE_CHECKS: dict[str, Callable[[Path], object]] = {
     "not rabbit": lambda tmp: launcher.check_broker("kafka://k:9092", False),
     "body limit": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_MAX_BODY_MB="4"), 5120),
     "front": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_FRONT="proxy")),
+    "nginx missing": lambda tmp: launcher.find_nginx(str(tmp)),
+    "TLS half set": lambda tmp: launcher.check_tls(knobs(SAHARA_API_TLS_CERT="/etc/ssl/api.pem")),
+    "TLS without nginx": lambda tmp: launcher.check_tls(
+        knobs(SAHARA_API_TLS_CERT="/c.pem", SAHARA_API_TLS_KEY="/k.pem", SAHARA_API_FRONT="direct")
+    ),
+    "TLS file missing": lambda tmp: launcher.check_tls(
+        knobs(SAHARA_API_TLS_CERT="/etc/ssl/api.pem", SAHARA_API_TLS_KEY="/etc/ssl/api.key")
+    ),
     "unknown mode": lambda tmp: launcher.command("bogus", [], knobs()),
     "debug workers": lambda tmp: launcher.check_debug_workers({"SAHARA_API_WORKERS": "4"}, conf(tmp, "")[0]),
 }

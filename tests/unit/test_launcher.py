@@ -142,10 +142,35 @@ def test_body_limit_must_hold_saharas_largest_upload() -> None:
     assert knobs["SAHARA_API_MAX_BODY_BYTES"] == str(5 * 1024 * 1024)
 
 
-def test_front_is_direct_or_router() -> None:
-    with pytest.raises(StartupError, match="SAHARA_API_FRONT='proxy': set direct or router"):
-        launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "proxy"}))
-    launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "router"}))
+def test_front_is_nginx_or_direct() -> None:
+    assert settings({})["SAHARA_API_FRONT"] == "nginx", "the buffering front is the default (issue 14)"
+    for gone in ("proxy", "router"):  # the HTTP router cut requests on every reload: removed
+        with pytest.raises(StartupError, match=f"SAHARA_API_FRONT='{gone}': set nginx or direct"):
+            launcher.check_server_knobs(settings({"SAHARA_API_FRONT": gone}))
+    launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "direct"}))
+
+
+def test_missing_nginx_is_one_line_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(
+        StartupError, match="nginx is not installed: `apt-get install nginx libnginx-mod-http-headers-more-filter`"
+    ):
+        launcher.find_nginx(str(tmp_path))
+
+
+def test_nginx_conf_is_rendered_and_accepted(tmp_path: Path) -> None:
+    knobs = settings({"SAHARA_RUN_DIR": str(tmp_path), "SAHARA_API_HOST": "::1", "SAHARA_API_MAX_BODY_MB": "12"})
+    conf = launcher.render_nginx_conf(knobs)
+    text = Path(conf).read_text()
+    assert not [line for line in text.splitlines() if "@" in line and not line.lstrip().startswith("#")]
+    assert f"listen [::1]:{knobs['SAHARA_API_PORT']};" in text and "client_max_body_size 12m;" in text
+    launcher.check_nginx_conf(launcher.find_nginx(), conf)  # nginx -t
+
+
+def test_nginx_refusing_its_conf_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "nginx.conf"
+    bad.write_text("events {}\nhttp { bogus_directive on; }\n")
+    with pytest.raises(StartupError, match=r"^nginx refuses .*: unknown directive \"bogus_directive\""):
+        launcher.check_nginx_conf(launcher.find_nginx(), str(bad))
 
 
 # A parent that writes its pid where supervisord would, starts a child that

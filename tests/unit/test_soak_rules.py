@@ -15,6 +15,7 @@ def test_only_unanswered_requests_in_flight_at_a_kill_are_explained() -> None:
         Call("update job_binary", 3, 99.9, 100.1, "http 500"),  # answered: never the kill's
         Call("get data_source", 0, 99.0, 106.0, "no response (ConnectTimeout)"),  # failed too long after
         Call("list plugins", 1, 99.9, 100.1, "ok"),
+        Call("get job_binary", 2, 99.95, 100.02, "http 502"),  # the nginx front's answer for a cut request
     ]
     rows = explain(calls, [kill, Event("reload", t=100.0)], within=5)
     assert [(r["op"], r["kill_pid"]) for r in rows] == [
@@ -23,6 +24,7 @@ def test_only_unanswered_requests_in_flight_at_a_kill_are_explained() -> None:
         ("list job_binary", None),
         ("update job_binary", None),
         ("get data_source", None),
+        ("get job_binary", 42),
     ]
 
 
