@@ -188,7 +188,13 @@ def test_each_alert_fires_alone_and_resolves(launch, slow_engine, make_cluster, 
     # the second uWSGI would take over the first one's stats socket.
     # a serves directly: uWSGI measures the listen queue on TCP sockets only,
     # so SaharaApiListenQueue is an alert of the `direct` front (metrics.md).
-    a = launch(**small, SAHARA_API_FRONT="direct", SAHARA_API_TIMEOUT=60, SAHARA_API_STOP_TIMEOUT=70, SAHARA_RUN_DIR=tmp_path / "run-a")
+    a = launch(
+        **small,
+        SAHARA_API_FRONT="direct",
+        SAHARA_API_TIMEOUT=60,
+        SAHARA_API_STOP_TIMEOUT=70,
+        SAHARA_RUN_DIR=tmp_path / "run-a",
+    )
     b = launch(**small, SAHARA_API_TIMEOUT=3, SAHARA_API_STOP_TIMEOUT=10, SAHARA_RUN_DIR=tmp_path / "run-b")
     fors = scaled_rules(tmp_path / "rules.yml")
     prom = prometheus([tmp_path / "rules.yml"], INTERVAL, (target(a), target(b)))
