@@ -6,7 +6,7 @@ matching alert must fire, alone, then resolve.
 
 Production durations (minutes) would make this take an hour, so Prometheus
 loads the same file with every `for:` and range window divided by SCALE and
-scrapes and evaluates every second; tests/unit/test_alerts.py checks the
+scrapes and evaluates every second; tests/unit/test_alert_rules.py checks the
 production values with promtool. Timings are generous: the machine is shared.
 """
 
