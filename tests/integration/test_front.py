@@ -44,7 +44,9 @@ def test_killed_worker_cuts_only_its_own_requests(launch, token: str) -> None:
     api = launch(SAHARA_API_WORKERS=2)
     d = hostile.kill_worker(api.url, token, api.pid, api.environ["SAHARA_RUN_DIR"])
     print(f"\n  kill -9 of a worker serving {d.in_flight}: {d.requests} requests, {d.failed} failed {d.errors}")
-    assert d.failed <= d.in_flight
+    # +1: uWSGI's stats are read just before the kill; on a loaded machine a
+    # thread of the victim can take one more request in between.
+    assert d.failed <= d.in_flight + 1
 
 
 def test_slow_bodies_and_idle_connections_hold_no_worker(launch, token: str) -> None:
@@ -57,7 +59,11 @@ def test_slow_bodies_and_idle_connections_hold_no_worker(launch, token: str) -> 
     assert slow["most_busy_threads"] == 0 and " 0 failed" in slow["fast"]
     idle = hostile.idle_keepalive(api.port, api.url, token, connections=500, seconds=3)
     print(f"  500 idle keep-alive connections: {idle}")
-    assert idle["answered"] == idle["held_open_by_server"] == 500
+    assert idle["answered"] == 500
+    # The 500 requests arrive at once: with each one's worker connection that
+    # is ~1000 of worker_connections 1024, and nginx then closes a few idle
+    # keep-alive connections to make room, by design (security.md).
+    assert idle["held_open_by_server"] >= 450
     assert idle["fast_answered"] > 5 and idle["fast_failed"] == 0
     assert hostile.bodies(api.port, LIMIT, token) == {
         "declared body over the limit": "413",
