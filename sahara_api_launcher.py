@@ -2,8 +2,9 @@
 
     python sahara_api_launcher.py [api|engine|all-in-one|db-sync|check-uwsgi]
 
-Reads the knobs (deploy/defaults.env, then the environment), checks the
-config files, worker count, port, database and message broker, and on any
+Takes the knobs from sahara_api_knobs.py (the environment over
+deploy/defaults.env) and checks them, the config files, the port, the
+database and the message broker; on any
 problem prints one line saying what is wrong and how to fix it, then exits
 with 78 (bad configuration) or 69 (a service is unavailable). Otherwise it
 execs uWSGI with deploy/uwsgi.ini (api), sahara-engine, supervisord running
@@ -26,14 +27,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
-from sahara_wsgi_entry import EX_UNAVAILABLE, HERE, StartupError, config_files, settings
+from sahara_api_knobs import (
+    EX_UNAVAILABLE,
+    HERE,
+    StartupError,
+    check_knobs,
+    check_tls,
+    config_files,
+    metrics_enabled,
+    settings,
+)
 
 if TYPE_CHECKING:
     from oslo_config.cfg import ConfigOpts
 
 UWSGI_INI = HERE / "deploy" / "uwsgi.ini"
 NGINX_CONF = HERE / "deploy" / "nginx.conf"
-FRONTS = ("nginx", "direct")
 # Without these keystonemiddleware answers every request with 401 or 500.
 # Every option may also come from the environment as oslo.config reads it,
 # OS_<GROUP>__<OPTION> (the image and the chart do that): messages name both.
@@ -84,7 +93,7 @@ def load_conf(files: list[str]) -> ConfigOpts:
     """The few options the launcher needs, parsed from Sahara's own files."""
     from oslo_config import cfg
 
-    conf = cfg.ConfigOpts()
+    conf = cfg.ConfigOpts()  # api_workers: sahara_api_knobs.resolve_workers
     conf.register_opts([cfg.IntOpt("api_workers"), cfg.StrOpt("transport_url")])
     conf.register_opt(cfg.IntOpt("job_binary_max_KB", default=5120))
     conf.register_opt(cfg.StrOpt("connection"), group="database")
@@ -94,85 +103,9 @@ def load_conf(files: list[str]) -> ConfigOpts:
     return conf
 
 
-def default_workers() -> int:
-    """One process per CPU (the API is CPU-bound; threads cover the waiting), 2..8."""
-    return max(2, min(len(os.sched_getaffinity(0)), 8))
-
-
-def check_debug_workers(knobs: dict[str, str], conf: ConfigOpts) -> None:
-    """Debug mode is one process: refuse a worker count that promises more."""
-    where, raw = "SAHARA_API_WORKERS", knobs.get("SAHARA_API_WORKERS")
-    if raw is None:
-        where, raw = "[DEFAULT] api_workers", str(conf.api_workers if conf.api_workers is not None else 0)
-    if raw.strip() not in ("0", "1"):
-        raise StartupError(
-            f"{where}={raw!r}: debug mode runs one process with green threads (so pdb works): set it to 0 or unset it"
-        )
-
-
-def whole_number(where: str, raw: str, low: int = 1, high: int = 65535) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise StartupError(f"{where}={raw!r} is not an integer: set a whole number from {low} to {high}") from None
-    if not low <= value <= high:
-        raise StartupError(f"{where}={value} is out of range: set a whole number from {low} to {high}")
-    return value
-
-
-def resolve_workers(knobs: dict[str, str], conf: ConfigOpts, files: list[str]) -> int:
-    """SAHARA_API_WORKERS, else [DEFAULT] api_workers, else default_workers()."""
-    raw = knobs.get("SAHARA_API_WORKERS")
-    where = "SAHARA_API_WORKERS"
-    if raw is None:
-        where = "[DEFAULT] api_workers"
-        try:
-            value = conf.api_workers
-        except ValueError:  # oslo's ConfigFileValueError
-            raise StartupError(f"{where} in {':'.join(files)} is not an integer: set a whole number >= 1") from None
-        if value is None:
-            return default_workers()
-        raw = str(value)
-    if raw.strip() == "0":
-        raise StartupError(f"{where}=0 means one process with green threads: run `make debug` for that")
-    return whole_number(where, raw, 1, 512)
-
-
-def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> None:
-    """The numeric knobs of deploy/defaults.env; derives uWSGI's recycling step and body limit."""
-    whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
-    whole_number("SAHARA_API_WRITE_SLOTS", knobs["SAHARA_API_WRITE_SLOTS"], 0, 256)
-    if knobs["SAHARA_API_ELASTIC"] not in ("0", "1"):
-        raise StartupError(f"SAHARA_API_ELASTIC={knobs['SAHARA_API_ELASTIC']!r}: set 0 (all workers) or 1 (elastic)")
-    if knobs["SAHARA_API_ELASTIC"] == "1" and int(knobs.get("SAHARA_API_WORKERS", "2")) < 2:
-        raise StartupError(
-            "SAHARA_API_ELASTIC=1 needs at least 2 workers to grow to: raise SAHARA_API_WORKERS or set 0"
-        )
-    whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
-    max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
-    knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))
-    whole_number("SAHARA_API_MAX_RSS_MB", knobs["SAHARA_API_MAX_RSS_MB"], 1, 10**6)
-    max_body = whole_number("SAHARA_API_MAX_BODY_MB", knobs["SAHARA_API_MAX_BODY_MB"], 1, 10**6)
-    if max_body * 1024 < job_binary_max_kb:
-        raise StartupError(
-            f"SAHARA_API_MAX_BODY_MB={max_body} is below [DEFAULT] job_binary_max_KB={job_binary_max_kb}:"
-            " job binary uploads Sahara accepts would get 413: raise it"
-        )
-    knobs["SAHARA_API_MAX_BODY_BYTES"] = str(max_body * 1024 * 1024)
-    if knobs["SAHARA_API_FRONT"] not in FRONTS:
-        raise StartupError(f"SAHARA_API_FRONT={knobs['SAHARA_API_FRONT']!r}: set nginx or direct (docs/security.md)")
-    check_tls(knobs)
-    if metrics_enabled(knobs):
-        metrics_port = whole_number("SAHARA_METRICS_PORT", knobs["SAHARA_METRICS_PORT"])
-        if metrics_port == int(knobs["SAHARA_API_PORT"]):
-            raise StartupError(
-                f"SAHARA_METRICS_PORT={metrics_port} is the API's port: set another, or 0 for no metrics"
-            )
-    timeout = whole_number("SAHARA_API_TIMEOUT", knobs["SAHARA_API_TIMEOUT"], 1, 86400)
-    if whole_number("SAHARA_API_STOP_TIMEOUT", knobs["SAHARA_API_STOP_TIMEOUT"], 1, 86400) <= timeout:
-        raise StartupError(
-            "SAHARA_API_STOP_TIMEOUT must be above SAHARA_API_TIMEOUT, or stops kill requests still running: raise it"
-        )
+# What SAHARA_API_FRONT=nginx needs from Debian; scripts/stack.sh and
+# deploy/Dockerfile install the same list (tests/unit/test_knobs.py checks).
+NGINX_PACKAGES = "nginx libnginx-mod-http-headers-more-filter"
 
 
 def find_nginx(path: str | None = None) -> str:
@@ -180,29 +113,12 @@ def find_nginx(path: str | None = None) -> str:
     path = path if path is not None else os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     nginx = shutil.which("nginx", path=path)
     if not nginx or not shutil.which("setpriv", path=path):
-        missing, packages = (
-            ("nginx", "nginx libnginx-mod-http-headers-more-filter") if not nginx else ("setpriv", "util-linux")
-        )
+        missing, packages = ("nginx", NGINX_PACKAGES) if not nginx else ("setpriv", "util-linux")
         raise StartupError(
             f"SAHARA_API_FRONT=nginx but {missing} is not installed: `apt-get install {packages}`,"
             " or set SAHARA_API_FRONT=direct behind a proxy of your own"
         )
     return nginx
-
-
-def check_tls(knobs: dict[str, str]) -> bool:
-    """SAHARA_API_TLS_CERT and _KEY: both or neither, readable, nginx's front only."""
-    cert, key = knobs.get("SAHARA_API_TLS_CERT", ""), knobs.get("SAHARA_API_TLS_KEY", "")
-    if not cert and not key:
-        return False
-    if not cert or not key:
-        raise StartupError("SAHARA_API_TLS_CERT and SAHARA_API_TLS_KEY go together: set both (HTTPS) or neither")
-    if knobs["SAHARA_API_FRONT"] != "nginx":
-        raise StartupError("SAHARA_API_TLS_CERT is served by the nginx front: set SAHARA_API_FRONT=nginx or unset it")
-    for knob, path in (("SAHARA_API_TLS_CERT", cert), ("SAHARA_API_TLS_KEY", key)):
-        if not os.access(path, os.R_OK):
-            raise StartupError(f"{knob}={path} is missing or unreadable: point it at a PEM file this user can read")
-    return True
 
 
 def render_nginx_conf(knobs: dict[str, str]) -> str:
@@ -236,11 +152,6 @@ def check_nginx_conf(nginx: str, conf: str) -> None:
         error = next((line for line in out.stderr.splitlines() if "[emerg]" in line), out.stderr.strip())
         error = re.sub(r"^.*?\[emerg\] (\d+#\d+: )?", "", error)  # nginx's time, level and pid#tid
         raise StartupError(f"nginx refuses {conf}: {error}")
-
-
-def metrics_enabled(knobs: dict[str, str]) -> bool:
-    """SAHARA_METRICS_PORT 0 or empty turns the exporter off."""
-    return knobs.get("SAHARA_METRICS_PORT", "").strip() not in ("", "0")
 
 
 def make_run_dir(path: str) -> None:
@@ -350,11 +261,11 @@ def command(mode: str, files: list[str], knobs: dict[str, str]) -> list[str]:
     config_args = [a for f in files for a in ("--config-file", f)]
     if mode == "api":
         return [str(bindir / "uwsgi"), "--ini", str(UWSGI_INI)]
-    if mode == "engine":  # sahara-engine with its secrets marked (sahara_wsgi_entry.run_engine)
-        return [sys.executable, str(HERE / "sahara_wsgi_entry.py"), "sahara-engine", *config_args]
+    if mode == "engine":  # sahara-engine with its secrets marked (sahara_api_engine.py)
+        return [sys.executable, str(HERE / "sahara_api_engine.py"), *config_args]
     if mode == "debug":  # one process, green threads, restarted on code changes
         grace = knobs["SAHARA_API_STOP_TIMEOUT"]
-        return [str(bindir / "hupper"), "--shutdown-interval", grace, "-m", "sahara_wsgi_entry"]
+        return [str(bindir / "hupper"), "--shutdown-interval", grace, "-m", "sahara_api_debug"]
     if mode == "all-in-one":  # supervisord running the api and engine modes
         return [str(bindir / "supervisord"), "-c", str(HERE / "deploy" / "supervisord.conf")]
     if mode == "db-sync":
@@ -375,14 +286,11 @@ def main(argv: list[str]) -> None:
         if mode != "db-sync":
             check_keystone(conf)
         cmd = command(mode, files, knobs)
-        if mode == "debug":
-            check_debug_workers(knobs, conf)
         if mode == "api":
             check_uwsgi(cmd[0])
-        if mode == "api":
-            knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files))
+        if mode in ("api", "all-in-one", "debug"):  # sahara_api_knobs.py: workers, then every knob
+            check_knobs(mode, knobs, conf, files)
         if mode in ("api", "debug"):
-            check_server_knobs(knobs, conf.job_binary_max_KB)
             check_port(knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"])
         if mode == "api" and metrics_enabled(knobs):
             check_port(knobs["SAHARA_METRICS_HOST"], knobs["SAHARA_METRICS_PORT"], "SAHARA_METRICS_PORT")

@@ -3,17 +3,9 @@
 uWSGI imports this module once in its master, which builds the app through
 Sahara's own setup code and forks the workers from it (copy-on-write); each
 worker then opens its own DB and RPC connections (_after_fork). The launcher
-(sahara_api_launcher.py) checks the environment and starts uWSGI. Run as
-a script it serves the debug mode, or with `sahara-engine` runs the engine
-(run_engine), both with Sahara's secrets marked as such (hide_secrets).
-
-Environment (defaults in deploy/defaults.env):
-  SAHARA_CONFIG_FILES  Sahara config files, ':'-separated
-  SAHARA_API_WORKERS   worker processes; overrides [DEFAULT] api_workers
-  SAHARA_API_THREADS   threads per worker
-  SAHARA_API_HOST, SAHARA_API_PORT   where to serve HTTP
-  SAHARA_API_DRAIN_FILE  while this file exists /healthcheck answers 503
-  SAHARA_API_WRITE_SLOTS  writes on the CPU at once per worker (sahara_api_slots.py)
+(sahara_api_launcher.py) checks the knobs and starts uWSGI; the knobs come
+from sahara_api_knobs.py. The debug server (sahara_api_debug.py) and the
+engine runner (sahara_api_engine.py) build on this module.
 """
 
 from __future__ import annotations
@@ -24,41 +16,10 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from sahara_api_knobs import HERE, config_files, settings
+
 PASTE_CONFIG = HERE / "deploy" / "api-paste.ini"
-DEFAULTS = HERE / "deploy" / "defaults.env"
-EX_UNAVAILABLE, EX_CONFIG = 69, 78  # sysexits.h: a service is down / bad config
-
-
-class StartupError(Exception):
-    """One line saying what is wrong and how to fix it."""
-
-    def __init__(self, message: str, code: int = EX_CONFIG) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def settings(env: dict[str, str] | None = None) -> dict[str, str]:
-    """deploy/defaults.env overlaid with the environment."""
-    env = os.environ if env is None else env
-    values = {}
-    for line in DEFAULTS.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return {**values, **{k: v for k, v in env.items() if k in values or k == "SAHARA_API_WORKERS"}}
-
-
-def config_files(knobs: dict[str, str]) -> list[str]:
-    files = [f for f in knobs["SAHARA_CONFIG_FILES"].split(":") if f]
-    for f in files:
-        if not os.access(f, os.R_OK):
-            raise StartupError(
-                f"config file {f} is missing or unreadable: create it or point SAHARA_CONFIG_FILES at yours"
-            )
-    return files
 
 
 def hide_secrets() -> None:
@@ -69,15 +30,6 @@ def hide_secrets() -> None:
 
     for opt in keystone.trustee_opts:
         opt.secret = opt.secret or opt.name == "password"
-
-
-def run_engine(argv: list[str]) -> None:
-    """sahara-engine, as its console script runs it, after hide_secrets()."""
-    sys.argv = [str(Path(sys.executable).parent / "sahara-engine"), *argv]
-    from sahara.cli import sahara_engine  # eventlet-patches everything first
-
-    hide_secrets()
-    sys.exit(sahara_engine.main())
 
 
 def build_application(debug: bool = False) -> Callable:
@@ -124,14 +76,9 @@ def warm_up() -> None:
 
     # Imported on first use: by the DB's first connection, keystonemiddleware's
     # first cache lookup, the first image request.
-    for module in (
-        "pymysql.connections",
-        "pymysql.cursors",
-        "memcache",
-        "oslo_cache._memcache_pool",
-        "glanceclient.v2.client",
-    ):
+    for module in ("pymysql.connections", "pymysql.cursors", "memcache", "oslo_cache._memcache_pool"):
         importlib.import_module(module)
+    importlib.import_module("glanceclient.v2.client")
     sqlalchemy.orm.configure_mappers()
     acl.ENFORCER.load_rules()
 
@@ -173,44 +120,6 @@ def _before_exit() -> None:
         transport.cleanup()
 
 
-def serve_debug() -> None:
-    """Debug mode: one process whose requests run in green threads (eventlet,
-    as sahara-engine uses), so a request waiting on the engine blocks nobody
-    and breakpoint() stops in this terminal. The launcher runs it under
-    hupper, which restarts it when a Python file it loaded changes."""
-    import eventlet
-
-    eventlet.monkey_patch()
-    import signal
-
-    import eventlet.wsgi
-    import hupper
-
-    knobs = settings()
-    app = build_application(debug=True)
-    if hupper.is_active():
-        # hupper's own module watcher is a thread started before monkey_patch
-        # and stalls: name the files to watch (code outside the venv) here.
-        loaded = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
-        hupper.get_reloader().watch_files([f for f in loaded if f and not f.startswith((sys.prefix, sys.base_prefix))])
-    sock = eventlet.listen((knobs["SAHARA_API_HOST"], int(knobs["SAHARA_API_PORT"])))
-    pool = eventlet.GreenPool(1000)
-    server = eventlet.spawn(eventlet.wsgi.server, sock, app, custom_pool=pool)
-    stopping: list[int] = []
-    # TERM: stop accepting, let in-flight requests finish (eventlet's default dies at once).
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    while not stopping:
-        eventlet.sleep(0.1)
-    server.kill()
-    sock.close()
-    with eventlet.Timeout(int(knobs["SAHARA_API_TIMEOUT"]), False):
-        pool.waitall()
-    _before_exit()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # hupper's pipe thread predates monkey_patch: skip thread teardown
-
-
 try:
     import uwsgi  # only importable inside uWSGI
 except ImportError:
@@ -226,13 +135,9 @@ if uwsgi is not None:
 
             application = sahara_api_slots.install(application, write_slots)
         application = with_request_id_in_log(application)
-    except Exception as e:
-        # uWSGI prints the traceback; need-app then stops start-up.
-        print(
-            f"sahara-api: ERROR: the Sahara app failed to load ({type(e).__name__}: {e}): fix what the traceback shows",
-            file=sys.stderr,
-            flush=True,
-        )
+    except Exception as e:  # uWSGI prints the traceback; need-app then stops start-up.
+        error = f"the Sahara app failed to load ({type(e).__name__}: {e}): fix what the traceback shows"
+        print(f"sahara-api: ERROR: {error}", file=sys.stderr, flush=True)
         raise
     # The workers fork from here. Frozen objects are never scanned by the
     # collector, whose passes would otherwise write to every page of them
@@ -241,8 +146,3 @@ if uwsgi is not None:
     gc.freeze()
     uwsgi.post_fork_hook = _after_fork
     uwsgi.atexit = _before_exit
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["sahara-engine"]:  # the launcher's engine mode
-        run_engine(sys.argv[2:])
-    serve_debug()

@@ -22,7 +22,7 @@ from bench import hostile, measure
 from bench.__main__ import Stack
 from bench.contenders import Contender, launch
 from harness import Proc, free_port, start
-from sahara_api_launcher import FRONTS
+from sahara_api_knobs import FRONTS
 
 LIMIT = 10 * 2**20
 HAPROXY = """global

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+import sahara_api_knobs as knobs_module
 import sahara_api_launcher as launcher
-from sahara_wsgi_entry import HERE as ROOT
-from sahara_wsgi_entry import StartupError, config_files, settings
+from sahara_api_knobs import HERE as ROOT
+from sahara_api_knobs import StartupError, config_files, settings
 from troubleshooting import assert_documented
 
 REFERENCE = (ROOT / "docs" / "configuration.md").read_text()
@@ -58,26 +59,26 @@ def knobs(**env: str) -> dict[str, str]:
 # Each check that needs no service, with a bad input, as the launcher runs it.
 PURE_CHECKS: dict[str, Callable[[Path], object]] = {
     "config file missing": lambda tmp: config_files({"SAHARA_CONFIG_FILES": str(tmp / "nope.conf")}),
-    "workers not an integer": lambda tmp: launcher.resolve_workers({"SAHARA_API_WORKERS": "many"}, *conf(tmp, "")),
-    "workers out of range": lambda tmp: launcher.resolve_workers({"SAHARA_API_WORKERS": "-1"}, *conf(tmp, "")),
-    "workers 0": lambda tmp: launcher.resolve_workers({"SAHARA_API_WORKERS": "0"}, *conf(tmp, "")),
-    "api_workers not an integer": lambda tmp: launcher.resolve_workers(
+    "workers not an integer": lambda tmp: knobs_module.resolve_workers({"SAHARA_API_WORKERS": "many"}, *conf(tmp, "")),
+    "workers out of range": lambda tmp: knobs_module.resolve_workers({"SAHARA_API_WORKERS": "-1"}, *conf(tmp, "")),
+    "workers 0": lambda tmp: knobs_module.resolve_workers({"SAHARA_API_WORKERS": "0"}, *conf(tmp, "")),
+    "api_workers not an integer": lambda tmp: knobs_module.resolve_workers(
         {}, *conf(tmp, "[DEFAULT]\napi_workers = many\n")
     ),
-    "api_workers 0": lambda tmp: launcher.resolve_workers({}, *conf(tmp, "[DEFAULT]\napi_workers = 0\n")),
-    "threads": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_THREADS="0")),
-    "write slots": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_WRITE_SLOTS="-1")),
-    "elastic": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_ELASTIC="yes")),
-    "elastic needs 2 workers": lambda tmp: launcher.check_server_knobs(
+    "api_workers 0": lambda tmp: knobs_module.resolve_workers({}, *conf(tmp, "[DEFAULT]\napi_workers = 0\n")),
+    "threads": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_THREADS="0")),
+    "write slots": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_WRITE_SLOTS="-1")),
+    "elastic": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_ELASTIC="yes")),
+    "elastic needs 2 workers": lambda tmp: knobs_module.check_server_knobs(
         knobs(SAHARA_API_ELASTIC="1", SAHARA_API_WORKERS="1")
     ),
-    "port": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_PORT="http")),
-    "max requests": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_MAX_REQUESTS="0")),
-    "max rss": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_MAX_RSS_MB="big")),
-    "timeout": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_TIMEOUT="0")),
-    "stop timeout": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_STOP_TIMEOUT="90")),
-    "metrics port": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_METRICS_PORT="metrics")),
-    "metrics port is the API's": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_METRICS_PORT="8386")),
+    "port": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_PORT="http")),
+    "max requests": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_MAX_REQUESTS="0")),
+    "max rss": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_MAX_RSS_MB="big")),
+    "timeout": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_TIMEOUT="0")),
+    "stop timeout": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_STOP_TIMEOUT="90")),
+    "metrics port": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_METRICS_PORT="metrics")),
+    "metrics port is the API's": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_METRICS_PORT="8386")),
     "run dir": lambda tmp: launcher.make_run_dir("/proc/sahara"),
     "keystone www_authenticate_uri": lambda tmp: launcher.check_keystone(conf(tmp, "")[0]),
     "keystone password": lambda tmp: launcher.check_keystone(
@@ -86,18 +87,18 @@ PURE_CHECKS: dict[str, Callable[[Path], object]] = {
     "no database": lambda tmp: launcher.check_database(None),
     "no broker": lambda tmp: launcher.check_broker(None, False),
     "not rabbit": lambda tmp: launcher.check_broker("kafka://k:9092", False),
-    "body limit": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_MAX_BODY_MB="4"), 5120),
-    "front": lambda tmp: launcher.check_server_knobs(knobs(SAHARA_API_FRONT="proxy")),
+    "body limit": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_MAX_BODY_MB="4"), 5120),
+    "front": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_FRONT="proxy")),
     "nginx missing": lambda tmp: launcher.find_nginx(str(tmp)),
-    "TLS half set": lambda tmp: launcher.check_tls(knobs(SAHARA_API_TLS_CERT="/etc/ssl/api.pem")),
-    "TLS without nginx": lambda tmp: launcher.check_tls(
+    "TLS half set": lambda tmp: knobs_module.check_tls(knobs(SAHARA_API_TLS_CERT="/etc/ssl/api.pem")),
+    "TLS without nginx": lambda tmp: knobs_module.check_tls(
         knobs(SAHARA_API_TLS_CERT="/c.pem", SAHARA_API_TLS_KEY="/k.pem", SAHARA_API_FRONT="direct")
     ),
-    "TLS file missing": lambda tmp: launcher.check_tls(
+    "TLS file missing": lambda tmp: knobs_module.check_tls(
         knobs(SAHARA_API_TLS_CERT="/etc/ssl/api.pem", SAHARA_API_TLS_KEY="/etc/ssl/api.key")
     ),
     "unknown mode": lambda tmp: launcher.command("bogus", [], knobs()),
-    "debug workers": lambda tmp: launcher.check_debug_workers({"SAHARA_API_WORKERS": "4"}, conf(tmp, "")[0]),
+    "debug workers": lambda tmp: knobs_module.check_debug_workers({"SAHARA_API_WORKERS": "4"}, conf(tmp, "")[0]),
 }
 
 

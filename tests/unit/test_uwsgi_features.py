@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import sahara_api_launcher as launcher
-from sahara_wsgi_entry import EX_CONFIG
+from sahara_api_knobs import EX_CONFIG
 from troubleshooting import assert_documented
 
 
