@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-include deploy/defaults.env
-# The dev stack uses the repo's config and state dirs instead of /etc and /run.
-SAHARA_CONFIG_FILES := $(CURDIR)/etc/sahara/sahara.conf
-SAHARA_API_DRAIN_FILE := $(CURDIR)/.stack/healthcheck_disable
-SAHARA_RUN_DIR := $(CURDIR)/.stack/run
-VIRTUAL_ENV := $(CURDIR)/.venv
-export
+# The knobs are deploy/defaults.env's, read by sahara_api_knobs.py (the
+# scripts ask it), an environment variable of the same name winning:
+# `SAHARA_API_FRONT=direct make run`. The dev stack's own defaults: the repo's
+# config and state dirs instead of /etc and /run (the environment wins here too).
+export SAHARA_CONFIG_FILES ?= $(CURDIR)/etc/sahara/sahara.conf
+export SAHARA_API_DRAIN_FILE ?= $(CURDIR)/.stack/healthcheck_disable
+export SAHARA_RUN_DIR ?= $(CURDIR)/.stack/run
+export VIRTUAL_ENV := $(CURDIR)/.venv
 
 PYTEST := .venv/bin/pytest
 HELM := .venv/bin/helm
@@ -17,7 +18,7 @@ CHART := deploy/helm/sahara-api
 PYTEST_ARGS ?=
 # Run the mode matrix in these modes only, e.g. make test MODE=debug
 MODE ?=
-SAHARA_TEST_MODES := $(MODE)
+export SAHARA_TEST_MODES := $(MODE)
 
 .PHONY: help install run debug test fresh-check unit-test integration-test image image-test chart chart-test bench hostile soak lint lock stack-down
 

@@ -1,18 +1,20 @@
 """The knobs of the deployment: the one reader of deploy/defaults.env.
 
-    python sahara_api_knobs.py [api|debug]
+    python sahara_api_knobs.py [api|debug|show]
 
-prints every knob, checked, as `KEY=value` lines a shell can eval (quoted
-with shlex): the Makefile's scripts and the image's entrypoint take their
-values from here, and nothing else parses deploy/defaults.env. A bad value
-prints one line, `sahara-api: ERROR: <what is wrong>: <the fix>`, and exits
-78, the launcher's line for it (the launcher checks with the same functions).
+prints every knob as `KEY=value` lines a shell can eval (quoted with shlex),
+checked for serving the API (api, the default) or in debug mode (debug), or
+unchecked (show: for scripts that only read a value). The Makefile's scripts
+and the image's entrypoint take their values from here; nothing else parses
+deploy/defaults.env. A bad value prints one line, `sahara-api: ERROR: <what
+is wrong>: <the fix>`, and exits 78: the launcher's line for it (the launcher
+checks with the same functions).
 
 One precedence everywhere: the environment over deploy/defaults.env; for the
 worker count, SAHARA_API_WORKERS (empty: automatic) over Sahara's
-`[DEFAULT] api_workers` over one worker per CPU (2..8). The launcher resolves
-the worker count and the body limit against Sahara's config files; this
-command checks what needs no Sahara config.
+`[DEFAULT] api_workers` over one worker per CPU (2..8). Both this command
+and the launcher resolve the worker count and check the body limit against
+Sahara's config files (SAHARA_CONFIG_FILES).
 """
 
 from __future__ import annotations
@@ -67,6 +69,17 @@ def config_files(knobs: dict[str, str]) -> list[str]:
     return files
 
 
+def sahara_options() -> ConfigOpts:
+    """The options of Sahara's config files that knobs depend on, not parsed yet
+    (the launcher registers its own too, then parses)."""
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.IntOpt("api_workers"))
+    conf.register_opt(cfg.IntOpt("job_binary_max_KB", default=5120))
+    return conf
+
+
 def whole_number(where: str, raw: str, low: int = 1, high: int = 65535) -> int:
     try:
         value = int(raw)
@@ -88,36 +101,27 @@ def workers_given(knobs: dict[str, str]) -> str | None:
     return raw if raw and raw.strip() else None
 
 
-def check_workers_knob(raw: str) -> int:
-    """SAHARA_API_WORKERS on its own: 1-512; 0 is debug mode's."""
-    if raw.strip() == "0":
-        raise StartupError("SAHARA_API_WORKERS=0 means one process with green threads: run `make debug` for that")
-    return whole_number("SAHARA_API_WORKERS", raw, 1, 512)
-
-
 def resolve_workers(knobs: dict[str, str], conf: ConfigOpts, files: list[str]) -> int:
     """SAHARA_API_WORKERS, else [DEFAULT] api_workers, else default_workers()."""
-    raw = workers_given(knobs)
-    if raw is not None:
-        return check_workers_knob(raw)
-    where = "[DEFAULT] api_workers"
-    try:
-        value = conf.api_workers
-    except ValueError:  # oslo's ConfigFileValueError
-        raise StartupError(f"{where} in {':'.join(files)} is not an integer: set a whole number >= 1") from None
-    if value is None:
-        return default_workers()
-    if value == 0:
+    where, raw = "SAHARA_API_WORKERS", workers_given(knobs)
+    if raw is None:
+        where = "[DEFAULT] api_workers"
+        try:
+            value = conf.api_workers
+        except ValueError:  # oslo's ConfigFileValueError
+            raise StartupError(f"{where} in {':'.join(files)} is not an integer: set a whole number >= 1") from None
+        if value is None:
+            return default_workers()
+        raw = str(value)
+    if raw.strip() == "0":
         raise StartupError(f"{where}=0 means one process with green threads: run `make debug` for that")
-    return whole_number(where, str(value), 1, 512)
+    return whole_number(where, raw, 1, 512)
 
 
-def check_debug_workers(knobs: dict[str, str], conf: ConfigOpts | None) -> None:
+def check_debug_workers(knobs: dict[str, str], conf: ConfigOpts) -> None:
     """Debug mode is one process: refuse a worker count that promises more."""
     where, raw = "SAHARA_API_WORKERS", workers_given(knobs)
     if raw is None:
-        if conf is None:  # the command line: the launcher reads the config
-            return
         where, raw = "[DEFAULT] api_workers", str(conf.api_workers if conf.api_workers is not None else 0)
     if raw.strip() not in ("0", "1"):
         raise StartupError(
@@ -185,25 +189,31 @@ def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> 
 def check_knobs(
     mode: str, knobs: dict[str, str], conf: ConfigOpts | None = None, files: list[str] | None = None
 ) -> None:
-    """Every knob for a mode that serves the API (api, all-in-one, debug); with
-    Sahara's config (the launcher) the worker count is resolved into knobs."""
+    """Every knob for a mode that serves the API (api, all-in-one, debug),
+    against Sahara's config files (parsed here unless given); the worker count
+    is resolved into knobs."""
+    if conf is None:
+        files = config_files(knobs)
+        conf = sahara_options()
+        conf(args=[], project="sahara", default_config_files=files)
     if mode == "debug":
         check_debug_workers(knobs, conf)
-    elif conf is not None:
+    else:
         knobs["SAHARA_API_WORKERS"] = str(resolve_workers(knobs, conf, files or []))
-    elif workers_given(knobs) is not None:
-        check_workers_knob(knobs["SAHARA_API_WORKERS"])
-    check_server_knobs(knobs, conf.job_binary_max_KB if conf is not None else 0)
+    check_server_knobs(knobs, conf.job_binary_max_KB)
 
 
 def main(argv: list[str]) -> None:
-    """Print deploy/defaults.env's knobs, the environment winning, checked."""
+    """Print deploy/defaults.env's knobs, the environment winning, resolved and checked for `mode`."""
     mode = argv[0] if argv else "api"
     knobs = settings()
     try:
-        if mode not in ("api", "debug"):
-            raise StartupError(f"unknown mode {mode!r}: use api or debug")
-        check_knobs(mode, dict(knobs))
+        if mode not in ("api", "debug", "show"):
+            raise StartupError(f"unknown mode {mode!r}: use api, debug or show")
+        if mode != "show":
+            resolved = dict(knobs)
+            check_knobs(mode, resolved)
+            knobs = {key: resolved[key] for key in knobs}
     except StartupError as e:
         print(f"sahara-api: ERROR: {e}", file=sys.stderr)
         sys.exit(e.code)

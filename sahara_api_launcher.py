@@ -35,6 +35,7 @@ from sahara_api_knobs import (
     check_tls,
     config_files,
     metrics_enabled,
+    sahara_options,
     settings,
 )
 
@@ -93,9 +94,8 @@ def load_conf(files: list[str]) -> ConfigOpts:
     """The few options the launcher needs, parsed from Sahara's own files."""
     from oslo_config import cfg
 
-    conf = cfg.ConfigOpts()  # api_workers: sahara_api_knobs.resolve_workers
-    conf.register_opts([cfg.IntOpt("api_workers"), cfg.StrOpt("transport_url")])
-    conf.register_opt(cfg.IntOpt("job_binary_max_KB", default=5120))
+    conf = sahara_options()  # those the knobs depend on (sahara_api_knobs.py)
+    conf.register_opt(cfg.StrOpt("transport_url"))
     conf.register_opt(cfg.StrOpt("connection"), group="database")
     conf.register_opt(cfg.BoolOpt("ssl", default=False), group="oslo_messaging_rabbit")
     conf.register_opts([cfg.StrOpt(name) for name in KEYSTONE_REQUIRED], group="keystone_authtoken")

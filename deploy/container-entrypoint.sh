@@ -9,8 +9,9 @@
 #   healthcheck  exit 0 if this container's service is healthy (HEALTHCHECK)
 #   anything else is run as a command, e.g. `bash` or `sahara-db-manage --help`
 #
-# The knobs are deploy/defaults.env's, the environment winning, exactly as
-# the launcher reads them (exported here for the healthcheck).
+# The knobs come from sahara_api_knobs.py (the environment over
+# deploy/defaults.env), exported here for the healthcheck and all-in-one's
+# stop; the launcher checks them.
 set -euo pipefail
 
 APP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,10 +23,10 @@ die() {
     exit "${2:-$EX_CONFIG}"
 }
 
-while IFS='=' read -r key value; do
-    case $key in '' | '#'*) continue ;; esac
-    [ -n "${!key+set}" ] || export "$key=$value"
-done <"$APP/deploy/defaults.env"
+knobs=$(python "$APP/sahara_api_knobs.py" show)
+set -a
+eval "$knobs"
+set +a
 
 # Sahara's trustee account defaults to the [keystone_authtoken] one only when
 # that is in a file (sahara/utils/openstack/keystone.py reads the raw file):

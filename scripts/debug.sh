@@ -5,6 +5,11 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The knobs (the environment over deploy/defaults.env), checked for debug mode.
+knobs=$("$ROOT/.venv/bin/python" "$ROOT/sahara_api_knobs.py" debug)
+set -a
+eval "$knobs"
+set +a
 "$ROOT/scripts/stack.sh" up
 engine=""
 cleanup() {

@@ -8,6 +8,14 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TAG='[run]'
+# The knobs (the environment over deploy/defaults.env), checked as the
+# launcher checks them: a bad one stops here, before anything starts.
+# sahara_api_knobs.py needs only Python: a fresh machine installs it first.
+[ -x "$ROOT/.venv/bin/python" ] || "$ROOT/scripts/stack.sh" install
+knobs=$("$ROOT/.venv/bin/python" "$ROOT/sahara_api_knobs.py" api)
+set -a
+eval "$knobs"
+set +a
 # shellcheck source=deploy/all-in-one.sh
 source "$ROOT/deploy/all-in-one.sh"
 # Before the stack: a leftover deployment still uses it, and holds the port.

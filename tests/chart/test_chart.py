@@ -56,6 +56,7 @@ def test_renders_valid_kubernetes_manifests(values: Path | None, tmp_path: Path)
         ("metrics.prometheusRule.runbookBaseUrl=docs.example.com", "metrics.prometheusRule.runbookBaseUrl: Does not"),
         ("api.front=router", "api.front: api.front must be one of"),
         ("api.tls.enabled=true", "api.tls.enabled needs api.tls.secretName"),
+        ("api.elastic=true,api.workers=1", "api.elastic needs api.workers >= 2"),
         ("api.front=direct,api.tls.enabled=true,api.tls.secretName=s", "api.tls.enabled needs api.front=nginx"),
     ],
 )
@@ -82,7 +83,6 @@ def test_packaged_chart_carries_the_files_not_links(tmp_path: Path) -> None:
         for name in (
             "uwsgi.ini",
             "api-paste.ini",
-            "defaults.env",
             "prometheus/sahara-api-alerts.yml",
             "grafana/sahara-api-dashboard.json",
         ):
@@ -95,24 +95,10 @@ def env_of(container: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
-def test_worker_count_and_knobs_reach_the_api_pod() -> None:
+def test_worker_count_and_threads_reach_the_api_pod() -> None:
     _, docs = render("--set", "api.workers=6", "--set", "api.threads=4")
     env = env_of(find(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0])
     assert env["SAHARA_API_WORKERS"] == "6" and env["SAHARA_API_THREADS"] == "4"
-    defaults = dict(
-        line.split("=", 1) for line in (ROOT / "deploy/defaults.env").read_text().splitlines() if line[:1].isalpha()
-    )
-    _, docs = render()
-    env = env_of(find(docs, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0])
-    knobs = (
-        "SAHARA_API_PORT",
-        "SAHARA_API_TIMEOUT",
-        "SAHARA_API_STOP_TIMEOUT",
-        "SAHARA_METRICS_PORT",
-        "SAHARA_API_FRONT",
-    )
-    for knob in knobs:
-        assert env[knob] == defaults[knob], f"{knob} comes from deploy/defaults.env"
 
 
 def test_api_pod_contract() -> None:

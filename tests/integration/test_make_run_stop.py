@@ -81,6 +81,7 @@ class MakeRun:
     started: Path
     port: int
     metrics_port: int
+    host: str = "127.0.0.1"
     owned: set[int] = field(default_factory=set)
 
     def log_text(self) -> str:
@@ -88,7 +89,7 @@ class MakeRun:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def supervisord(self) -> int:
@@ -125,37 +126,49 @@ class MakeRun:
             time.sleep(0.2)
 
 
-@pytest.fixture
-def make_run(sahara_conf: Path, tmp_path: Path) -> Iterator[MakeRun]:
-    """`make run` as a user types it, on ports, a run dir and a memcached of its own."""
-    port, metrics_port, memcached_port = free_port(), free_port(), free_port()
-    run_dir, started = tmp_path / "run", tmp_path / "started"
-    # The Makefile's := assignments win over the environment: override on make's command line.
-    args = {
-        "SAHARA_API_PORT": port,
-        "SAHARA_METRICS_PORT": metrics_port,
-        "SAHARA_RUN_DIR": run_dir,
+def start_make_run(tmp_path: Path, sahara_conf: Path, **knobs: str | int | Path) -> MakeRun:
+    """`make run` as a user types it, `VAR=x make run`: the knobs in make's
+    environment (they win over deploy/defaults.env), on ports, a run dir and a
+    memcached of its own."""
+    memcached_port, started = free_port(), tmp_path / "started"
+    knobs = {
+        "SAHARA_API_PORT": free_port(),
+        "SAHARA_METRICS_PORT": free_port(),
+        "SAHARA_RUN_DIR": tmp_path / "run",
         "SAHARA_CONFIG_FILES": sahara_conf,
         "SAHARA_API_DRAIN_FILE": tmp_path / "drain",
         "SAHARA_API_WORKERS": 2,
+        **knobs,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "MAKE", "MFLAGS"))}
+    env |= {k: str(v) for k, v in knobs.items()}
     env |= {"STACK_STARTED": str(started), "STACK_MEMCACHED_PORT": str(memcached_port)}
     log = tmp_path / "make-run.log"
     with log.open("wb") as out:
         popen = subprocess.Popen(
-            ["make", "--no-print-directory", "run", *(f"{k}={v}" for k, v in args.items())],
+            ["make", "--no-print-directory", "run"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=ROOT,
             start_new_session=True,  # make leads its process group, as in a terminal
         )
-    run = MakeRun(popen, log, run_dir, started, port, metrics_port)
-    yield run
-    # Whatever happened: kill what this test started, by the pids it owns
-    # (and, if it failed before recording them, what its pidfiles name).
-    pidfiles = {"supervisord": run_dir / "supervisord.pid", "memcached": started.parent / "memcached.pid"}
+    port, metrics_port = int(knobs["SAHARA_API_PORT"]), int(knobs["SAHARA_METRICS_PORT"] or 0)
+    return MakeRun(
+        popen,
+        log,
+        Path(knobs["SAHARA_RUN_DIR"]),
+        started,
+        port,
+        metrics_port,
+        str(knobs.get("SAHARA_API_HOST", "127.0.0.1")),
+    )
+
+
+def kill_make_run(run: MakeRun) -> None:
+    """Whatever happened: kill what the run started, by the pids it owns
+    (and, if it failed before recording them, what its pidfiles name)."""
+    pidfiles = {"supervisord": run.run_dir / "supervisord.pid", "memcached": run.started.parent / "memcached.pid"}
     for name, pidfile in pidfiles.items():
         try:
             pid = int(pidfile.read_text())
@@ -172,10 +185,17 @@ def make_run(sahara_conf: Path, tmp_path: Path) -> Iterator[MakeRun]:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
     try:
-        os.killpg(popen.pid, signal.SIGKILL)
+        os.killpg(run.popen.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    popen.wait(timeout=30)
+    run.popen.wait(timeout=30)
+
+
+@pytest.fixture
+def make_run(sahara_conf: Path, tmp_path: Path) -> Iterator[MakeRun]:
+    run = start_make_run(tmp_path, sahara_conf)
+    yield run
+    kill_make_run(run)
 
 
 def send(run: MakeRun, case: str) -> None:

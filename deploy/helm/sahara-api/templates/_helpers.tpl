@@ -53,15 +53,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-A knob of deploy/defaults.env (files/defaults.env is a symlink to it) unless
-the values give one: (dict "root" $ "key" "SAHARA_API_PORT" "value" .Values.api.port)
+The rules between values, in one place (Bitnami's validateValues): each
+broken rule is one line naming the values and the fix; the chart fails with
+all of them. The same rules hold on a host, where the launcher checks the
+knobs (sahara_api_knobs.py); single values are bounded by values.schema.json.
 */}}
-{{- define "sahara-api.knob" -}}
-{{- if kindIs "invalid" .value }}
-{{- $line := regexFind (printf "(?m)^%s=.*$" .key) (.root.Files.Get "files/defaults.env") }}
-{{- $line | required (printf "%s is not in files/defaults.env (a symlink to deploy/defaults.env)" .key) | trimPrefix (printf "%s=" .key) | trim }}
-{{- else }}
-{{- .value }}
+{{- define "sahara-api.validateValues" -}}
+{{- $api := .Values.api }}
+{{- $messages := list }}
+{{- if and .Values.metrics.enabled (eq (int $api.port) (int .Values.metrics.port)) }}
+{{- $messages = append $messages (printf "metrics.port (%d) is the API's port: set another, or metrics.enabled=false" (int .Values.metrics.port)) }}
+{{- end }}
+{{- if le (int $api.stopTimeoutSeconds) (int $api.timeoutSeconds) }}
+{{- $messages = append $messages (printf "api.stopTimeoutSeconds (%d) must be above api.timeoutSeconds (%d), or a stop kills requests still running" (int $api.stopTimeoutSeconds) (int $api.timeoutSeconds)) }}
+{{- end }}
+{{- if and $api.tls.enabled (ne $api.front "nginx") }}
+{{- $messages = append $messages "api.tls.enabled needs api.front=nginx: TLS ends at the nginx front (docs/security.md)" }}
+{{- end }}
+{{- if and $api.tls.enabled (not $api.tls.secretName) }}
+{{- $messages = append $messages "api.tls.enabled needs api.tls.secretName: a kubernetes.io/tls Secret with tls.crt and tls.key" }}
+{{- end }}
+{{- if and $api.elastic (lt (int $api.workers) 2) }}
+{{- $messages = append $messages "api.elastic needs api.workers >= 2 to grow to: raise api.workers or set api.elastic=false" }}
+{{- end }}
+{{- if $messages }}
+{{- fail (join "\n" $messages) }}
 {{- end }}
 {{- end }}
 
