@@ -153,7 +153,10 @@ def start_make_run(tmp_path: Path, sahara_conf: Path, **knobs: str | int | Path)
             cwd=ROOT,
             start_new_session=True,  # make leads its process group, as in a terminal
         )
-    port, metrics_port = int(knobs["SAHARA_API_PORT"]), int(knobs["SAHARA_METRICS_PORT"] or 0)
+    # A test of bad values gives ports that are not numbers: 0 then.
+    port, metrics_port = (
+        int(p) if str(p).isdigit() else 0 for p in (knobs["SAHARA_API_PORT"], knobs["SAHARA_METRICS_PORT"])
+    )
     return MakeRun(
         popen,
         log,
