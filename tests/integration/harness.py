@@ -135,12 +135,15 @@ class Api(Proc):
         return uwsgi_master(self.pid)
 
     def worker_pids(self) -> set[int]:
-        """The master's children that run its program: not the metrics exporter it also runs."""
+        """The master's children that run its program: not the metrics exporter or
+        nginx it also runs, nor a fork of the master about to exec one of them
+        (uWSGI's daemon children call setsid first, then may wait out a respawn
+        throttle before their exec)."""
         master = psutil.Process(self.master)
         pids = set()
         for child in master.children():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if child.name() == master.name():
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if child.name() == master.name() and os.getsid(child.pid) == os.getsid(master.pid):
                     pids.add(child.pid)
         return pids
 

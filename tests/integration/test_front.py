@@ -27,17 +27,27 @@ def front_of(api: Api) -> psutil.Process:
     return nginx
 
 
-def test_reload_under_load_keeps_the_front_and_loses_nothing(launch, token: str) -> None:
-    """HUP re-execs uWSGI's master and replaces the workers; nginx, a pidfile
-    daemon, keeps running, so no client connection is cut."""
-    api = launch(SAHARA_API_WORKERS=2)
+def test_reload_under_load_keeps_the_front_and_loses_nothing(
+    launch, sahara_conf: Path, tmp_path: Path, token: str
+) -> None:
+    """HUP (to the relay, which passes it on) re-execs uWSGI's master, which
+    loads the app again, and replaces the workers; nginx, a pidfile daemon,
+    keeps running, so no client connection is cut. The second HUP picks up
+    a changed sahara.conf (no plugin enabled: /v2/plugins empties)."""
+    extra = tmp_path / "plugins.conf"
+    extra.write_text("[DEFAULT]\nplugins = fake\n")
+    api = launch(SAHARA_API_WORKERS=2, SAHARA_CONFIG_FILES=f"{sahara_conf}:{extra}")
     nginx, workers = front_of(api), api.worker_pids()
+    headers = {"X-Auth-Token": token}
+    assert requests.get(f"{api.url}/v2/plugins", headers=headers, timeout=30).json()["plugins"]
     for _ in range(2):
         d = hostile.hup(api.url, token, api.pid, seconds=6)
         print(f"\n  HUP under load: {d.requests} requests, {d.failed} failed {d.errors}")
         assert d.requests > 20 and d.failed == 0
+        extra.write_text("[DEFAULT]\nplugins =\n")
     assert front_of(api).pid == nginx.pid, "the same nginx"
     assert not api.worker_pids() & workers, "new workers"
+    assert requests.get(f"{api.url}/v2/plugins", headers=headers, timeout=30).json()["plugins"] == []
 
 
 def test_killed_worker_cuts_only_its_own_requests(launch, token: str) -> None:
