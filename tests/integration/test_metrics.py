@@ -60,7 +60,7 @@ def wait_scrape(url: str, timeout: float = 30) -> Samples:
 def exporter(api: Api) -> psutil.Process:
     """The master's child that is neither a worker nor the front (nginx)."""
     workers = api.worker_pids()
-    (proc,) = (p for p in psutil.Process(api.pid).children() if p.pid not in workers and p.name() != "nginx")
+    (proc,) = (p for p in psutil.Process(api.master).children() if p.pid not in workers and p.name() != "nginx")
     return proc
 
 
