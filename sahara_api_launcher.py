@@ -15,7 +15,9 @@ so the service replaces it under supervisord, tini or Kubernetes.
 from __future__ import annotations
 
 import ctypes
+import grp
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
 
 UWSGI_INI = HERE / "deploy" / "uwsgi.ini"
 NGINX_CONF = HERE / "deploy" / "nginx.conf"
+# With the nginx front it runs uWSGI and orders a stop front first (docs/signals.md).
+RELAY = HERE / "deploy" / "relay.sh"
 # Without these keystonemiddleware answers every request with 401 or 500.
 # Every option may also come from the environment as oslo.config reads it,
 # OS_<GROUP>__<OPTION> (the image and the chart do that): messages name both.
@@ -135,7 +139,14 @@ def render_nginx_conf(knobs: dict[str, str]) -> str:
             if tls
             else ""
         ),
-        **{k: knobs[k] for k in ("SAHARA_RUN_DIR", "SAHARA_API_MAX_BODY_MB", "SAHARA_API_STOP_TIMEOUT")},
+        # Only root may switch users; nginx warns about the line otherwise.
+        "USER": f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
+        if os.geteuid() == 0
+        else "",
+        **{
+            k: knobs[k]
+            for k in ("SAHARA_RUN_DIR", "SAHARA_API_MAX_BODY_MB", "SAHARA_API_TIMEOUT", "SAHARA_API_STOP_TIMEOUT")
+        },
     }
     text = NGINX_CONF.read_text()
     for key, value in values.items():
@@ -301,6 +312,8 @@ def main(argv: list[str]) -> None:
             # The port is free (checked above), so a pidfile left by a killed run
             # names no nginx of ours: uWSGI would take a reused pid for it and never start nginx.
             Path(knobs["SAHARA_RUN_DIR"], "nginx.pid").unlink(missing_ok=True)
+            Path(knobs["SAHARA_RUN_DIR"], "front.stop").unlink(missing_ok=True)  # deploy/relay.sh's
+            cmd = ["/bin/bash", str(RELAY), *cmd]
             check_nginx_conf(knobs["SAHARA_FRONT_NGINX"], render_nginx_conf(knobs))
         check_services(conf, broker=mode != "db-sync")
         if mode in ("api", "engine"):  # last, just before the exec
@@ -315,6 +328,10 @@ def main(argv: list[str]) -> None:
         env["SAHARA_METRICS_ENABLED"] = "1"  # deploy/uwsgi.ini's if-env
     if mode == "debug":
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    # A stop signal is never ignored, however we were started (a background
+    # job of a script ignores INT and QUIT, and bash cannot trap them then).
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     os.execve(cmd[0], cmd, env)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import hostile, measure
 from bench.__main__ import Stack
 from bench.contenders import Contender, launch
-from harness import Proc, free_port, start
+from harness import Proc, free_port, start, uwsgi_master
 from sahara_api_knobs import FRONTS
 
 LIMIT = 10 * 2**20
@@ -82,7 +82,7 @@ def candidate(kind: str, stack: Stack, workdir: Path) -> dict:
         out["keepalive"] = hostile.idle_keepalive(port, url, token)
         out["hup"] = vars(hostile.hup(url, token, api.pid))
         api.wait_ready()
-        out["kill_worker"] = vars(hostile.kill_worker(url, token, api.pid, run))
+        out["kill_worker"] = vars(hostile.kill_worker(url, token, uwsgi_master(api.pid), run))
         time.sleep(2)
         procs = hostile.tree(api.pid) + (hostile.tree(front.pid) if front else [])
         measure.wrk(f"{url}/v2/plugins", token, 16, 5, True, api)  # warm-up

@@ -24,9 +24,10 @@ from load import Load
 from slowloris import Slowloris, fast_requests
 
 HEAD = b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n"
-# The three oversized heads, and the 60 KB one a big token needs.
+# The three oversized heads, a 15 KB one (a big token fits), and 700 small headers.
 HEADS = {
-    "60 KB header": HEAD + b"X-Big: " + b"a" * 60000 + b"\r\n\r\n",
+    "15 KB header": HEAD + b"X-Big: " + b"a" * 15000 + b"\r\n\r\n",
+    "700 small headers": HEAD + b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 14) for i in range(700)) + b"\r\n",
     "70 KB header": HEAD + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n",
     "1 MB header": HEAD + b"X-Big: " + b"a" * 2**20 + b"\r\n\r\n",
     "700 headers": HEAD + b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 100) for i in range(700)) + b"\r\n",

@@ -25,7 +25,7 @@ from bench import hostile, measure
 from bench.__main__ import STACK, STACK_ENV, Stack, say
 from bench.contenders import Contender, launch
 from bench.report import table
-from harness import ROOT, Api
+from harness import ROOT, Api, uwsgi_master
 
 LIMIT_MB = 10  # SAHARA_API_MAX_BODY_MB's default; upstream has no limit of its own
 CONTENDERS = [
@@ -90,7 +90,7 @@ def probe(name: str, api: Api, stats_dir: Path | None, stack: Stack, seconds: fl
     out["hup"] = vars(hostile.hup(url, token, api.pid))
     measure.first_200(f"{url}/v2/plugins", token, time.monotonic(), api)
     measure.wait_children(api, 4)
-    out["kill_worker"] = vars(hostile.kill_worker(url, token, api.pid, stats_dir))
+    out["kill_worker"] = vars(hostile.kill_worker(url, token, uwsgi_master(api.pid), stats_dir))
     return out
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from harness import Proc
+from harness import Proc, uwsgi_master
 
 LUA = Path(__file__).with_name("report.lua")
 # A task blocked in one of these waits for a connection (or its accept lock).
@@ -128,7 +128,7 @@ def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) ->
 
 def wait_children(leader: Proc, count: int, limit: float = 30) -> None:
     deadline = time.monotonic() + limit
-    master = psutil.Process(leader.pid)
+    master = psutil.Process(uwsgi_master(leader.pid))
     while len([c for c in master.children() if c.name() == master.name()]) < count:  # not the front (nginx)
         if time.monotonic() > deadline:
             raise RuntimeError(f"{leader.name}: {count} workers not up in {limit} s")
@@ -196,7 +196,7 @@ class Respawn:
 
 def kill_worker(leader: Proc, url: str, token: str, rate: float = 20, settle: float = 1.0) -> Respawn:
     """kill -9 one worker under `rate` req/s; time until a new one waits for connections."""
-    parent = psutil.Process(leader.pid)
+    parent = psutil.Process(uwsgi_master(leader.pid))
     before = {c.pid for c in parent.children()}
     # A worker runs the leader's program; anything else it runs is not one.
     victim = max(c.pid for c in parent.children() if c.name() == parent.name())
@@ -272,7 +272,7 @@ class LogWatch:
 def worker_count(leader: Proc) -> int:
     """uWSGI workers alive now (the master's children running its program)."""
     try:
-        parent = psutil.Process(leader.pid)
+        parent = psutil.Process(uwsgi_master(leader.pid))
         return sum(1 for c in parent.children() if c.name() == parent.name())
     except psutil.Error:
         return 0

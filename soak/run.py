@@ -33,7 +33,7 @@ from saharaclient.api.base import APIException
 from saharaclient.api.client import ClientV2
 
 from bench.measure import percentile, pss_mib
-from harness import REQUEST_LOG, ROOT, Api, free_port, start
+from harness import REQUEST_LOG, ROOT, Api, free_port, start, uwsgi_master
 
 BIN = Path(sys.executable).parent
 LAUNCHER = ROOT / "sahara_api_launcher.py"
@@ -191,7 +191,7 @@ class Soak:
         self.events: list[Event] = []
         self.pss: list[dict] = []
         self.stop = threading.Event()
-        self.master = api.program_pid("sahara-api")
+        self.master = uwsgi_master(api.program_pid("sahara-api"))
 
     # -- the clients -------------------------------------------------------
 
@@ -637,7 +637,7 @@ def soak(
             booked = books(run.objs, conn, project_id, run.prefix)
         finally:
             conn.close()
-        results = summarize(run, booked, api.log_text(), api.program_pid("sahara-api"))
+        results = summarize(run, booked, api.log_text(), uwsgi_master(api.program_pid("sahara-api")))
         results["meta"] |= {"loadavg_start": loadavg, "commit": commit.stdout.strip()}
         left = cleanup(ClientV2(session=make_session(), sahara_url=f"{api.url}/v2"), run.objs)
         if left:

@@ -22,6 +22,7 @@ import yaml
 
 from chartlib import find, render
 from containerlib import IMAGE, RUN, Container, Load, podman
+from load import UPLOAD_SIGNAL_AT, trickle_put
 
 pytestmark = pytest.mark.chart
 
@@ -193,6 +194,12 @@ def test_api_pod_starts_probes_and_drains_without_a_failed_request(kubelet: Kube
     ok_during_pre_stop = load.ok - ok_before
     assert pre_stop.returncode == 0, pre_stop.stderr
     assert not in_service.is_set(), "still in service when preStop ended: SIGTERM would cut requests"
+    # A client still uploading when the kubelet's TERM comes (it started before the drain ended).
+    upload: dict[str, float | int | str] = {}
+    uploader = threading.Thread(target=trickle_put, args=(c.url, token, upload))
+    uploader.start()
+    time.sleep(UPLOAD_SIGNAL_AT)
+    t_term = time.monotonic()
     c.kill("TERM")
     try:
         rc = c.wait(timeout=max(1, grace - pre_stop_took))
@@ -200,13 +207,17 @@ def test_api_pod_starts_probes_and_drains_without_a_failed_request(kubelet: Kube
         c.kill("KILL")
         rc = None
     stopped = time.monotonic() - deleted
+    uploader.join(timeout=60)
     stop_balancer.set()
     load.stop()
     lb.join(timeout=10)
     print(
         f"preStop {pre_stop_took:.1f} s ({ok_during_pre_stop} requests served meanwhile), "
-        f"stopped {stopped:.1f} s after deletion (grace {grace} s), exit {rc}; load: {load.summary()}"
+        f"stopped {stopped:.1f} s after deletion (grace {grace} s), {time.monotonic() - t_term:.1f} s after TERM,"
+        f" exit {rc}; upload: {upload.get('status')} at +{float(upload.get('end', 0)) - t_term:.2f} s;"
+        f" load: {load.summary()}"
     )
+    assert upload.get("status") == 404 and float(upload["end"]) > t_term, f"Sahara's own answer: {upload}"
     assert rc == 0, f"not stopped within the grace period:\n{c.logs()[-2000:]}"
     assert load.failed() == [] and load.refused() == []
     assert ok_during_pre_stop > 0, "requests kept flowing while the pod drained"

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from containerlib import Container, Load, podman
-from load import trickle_put
+from load import UPLOAD_SIGNAL_AT, trickle_put
 from troubleshooting import assert_documented
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,8 +127,9 @@ def test_healthcheck_follows_the_drain_file(run_container, mounted_conf) -> None
 def test_sigterm_under_load_exits_0_without_failed_requests(
     run_container, mounted_conf, token: str, slow_engine, make_cluster
 ) -> None:
-    """`docker stop` with a 3 s scale request in flight and 4 clients running:
-    every request sent before the signal is answered, the container exits 0.
+    """`docker stop` with a 3 s scale request and an upload in flight (4 MiB
+    at 1 MiB/s, the signal 1.5 s into it) and 4 clients running: every
+    request sent before the signal is answered, the container exits 0.
     Requests sent after it meet a closing socket (refused or reset), as with
     any stopping server that no balancer drains first: the chart's preStop
     does that (test_chart_contract.py), and this test counts them."""
@@ -139,23 +140,29 @@ def test_sigterm_under_load_exits_0_without_failed_requests(
     slow: dict[str, object] = {}
     in_flight = threading.Thread(target=lambda: slow.update(r=_try(lambda: scale(c, token, cluster))))
     in_flight.start()
-    time.sleep(1.0)  # the scale request is waiting on the engine now
+    upload: dict[str, float | int | str] = {}
+    uploader = threading.Thread(target=trickle_put, args=(c.url, token, upload))
+    uploader.start()
+    time.sleep(UPLOAD_SIGNAL_AT)  # the scale request is waiting on the engine, the upload half-way
     t_signal = time.monotonic()
     stop = podman("stop", "-t", "60", c.name, timeout=90)
     took = time.monotonic() - t_signal
     in_flight.join(timeout=30)
+    uploader.join(timeout=30)
     load.stop()
     # A request started this long before the signal had been accepted by a worker.
     before = t_signal - ACCEPTED
     after = [o for start, o in load.results if start >= before and o != "ok"]
     print(
-        f"stop took {took:.1f} s, exit {c.exit_code()}; slow request: {slow.get('r')}; load: {load.summary()}; "
+        f"stop took {took:.1f} s, exit {c.exit_code()}; slow request: {slow.get('r')}; upload: {upload.get('status')}"
+        f" at +{float(upload.get('end', 0)) - t_signal:.2f} s; load: {load.summary()}; "
         f"failed before the signal: {len(load.failed(before))}; not served after it: {len(after)}"
     )
     assert stop.returncode == 0
     assert c.exit_code() == 0
     assert isinstance(slow["r"], requests.Response), f"the in-flight request was cut: {slow['r']}"
     assert slow["r"].status_code == 400 and "slow-engine" in slow["r"].text
+    assert upload.get("status") == 404 and float(upload["end"]) > t_signal, f"Sahara's own answer: {upload}"
     assert load.ok > 0 and load.failed(before) == []
 
 
@@ -191,13 +198,26 @@ def test_killed_worker_is_replaced(run_container, mounted_conf, token: str) -> N
 
 def test_all_in_one_runs_api_and_engine(run_container, mounted_conf, token: str, make_cluster) -> None:
     """supervisord in the container: a scale request round-trips to the real
-    engine over RabbitMQ; SIGTERM stops both programs and the container exits 0."""
+    engine over RabbitMQ; `docker stop` with an upload in flight: the upload
+    gets Sahara's answer, both programs stop and the container exits 0."""
     c = run_container("all-in-one", env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
     r = scale(c, token, make_cluster())
     assert r.status_code == 400 and REAL_ENGINE in r.text, r.text
+    upload: dict[str, float | int | str] = {}
+    uploader = threading.Thread(target=trickle_put, args=(c.url, token, upload))
+    uploader.start()
+    time.sleep(UPLOAD_SIGNAL_AT)
+    t_signal = time.monotonic()
     assert podman("stop", "-t", "90", c.name, timeout=120).returncode == 0
+    took = time.monotonic() - t_signal
+    uploader.join(timeout=30)
     log = c.logs()
     print(log[-600:])
+    print(
+        f"[all-in-one, docker stop] {took:.1f} s; upload {upload.get('status')}"
+        f" at +{float(upload.get('end', 0)) - t_signal:.2f} s"
+    )
+    assert upload.get("status") == 404 and float(upload["end"]) > t_signal, f"Sahara's own answer: {upload}"
     assert c.exit_code() == 0
     assert "stopped: sahara-api (exit status 0)" in log
     assert "stopped: sahara-engine (exit status 0)" in log
@@ -218,7 +238,7 @@ def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounte
     slow: dict[str, float | int | str] = {}
     in_flight = threading.Thread(target=trickle_put, args=(c.url, token, slow))
     in_flight.start()
-    time.sleep(0.5)  # its head is in, its body is coming
+    time.sleep(UPLOAD_SIGNAL_AT)  # its head is in, its body is coming
     t_signal = time.monotonic()
     # No ps or kill binary in the image: the shell's kill and supervisord's pidfile.
     assert c.exec("sh", "-c", 'kill -9 "$(cat "$SAHARA_RUN_DIR/supervisord.pid")"').returncode == 0
@@ -240,9 +260,7 @@ def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounte
         get(c, "/healthcheck")
     log = c.logs()
     assert "killing what did not stop" not in log, "everything stopped by itself"
-    if not 0 < int(slow["status"]) < 500:  # docs/signals.md, "A stop and the nginx front"
-        pytest.xfail(f"nginx front: an upload still in progress when the API stops is cut: {slow}")
-    assert float(slow["end"]) > t_signal, f"in-flight request: {slow}"
+    assert slow.get("status") == 404 and float(slow["end"]) > t_signal, f"Sahara's own answer: {slow}"
 
 
 @pytest.fixture

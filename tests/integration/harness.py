@@ -31,6 +31,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def uwsgi_master(pid: int, timeout: float = 10) -> int:
+    """The uWSGI master of a deployment whose launcher was `pid`: that process,
+    or with the nginx front the only child of deploy/relay.sh, which the
+    launcher execs in its place (docs/signals.md)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        root = psutil.Process(pid)
+        if "relay.sh" not in " ".join(root.cmdline()):
+            return pid
+        # The relay's child is env, then setpriv, for a moment before it is uWSGI.
+        children = [c for c in root.children() if c.name() == "uwsgi"]
+        if children:
+            return children[0].pid
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no uWSGI master under the relay {pid}")
+        time.sleep(0.01)
+
+
+def deployment_leftovers(sessions: set[int], run_dir: str = "", ports: set[int] = frozenset()) -> list[psutil.Process]:
+    """Live processes of a deployment, whatever their session: those of
+    `sessions`, and, since uWSGI's daemons (nginx, the metrics exporter) call
+    setsid, every session with a process that names `run_dir` in its command
+    line (nginx's master, the exporter) or listens on one of `ports` (an
+    nginx worker whose master is gone)."""
+    sessions = set(sessions)
+    procs = []
+    for p in psutil.process_iter():
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            procs.append((p, os.getsid(p.pid)))
+            if run_dir and any(run_dir + "/" in arg for arg in p.cmdline()):
+                sessions.add(os.getsid(p.pid))
+            elif ports and any(c.laddr.port in ports for c in p.connections("inet") if c.status == psutil.CONN_LISTEN):
+                sessions.add(os.getsid(p.pid))
+        except (OSError, psutil.Error):
+            pass
+    return [p for p, sid in procs if sid in sessions and p.is_running()]
+
+
 @dataclass
 class Proc:
     """A process group started by a test; `stop` always leaves nothing behind."""
@@ -54,14 +94,7 @@ class Proc:
 
     def leftovers(self) -> list[psutil.Process]:
         """Processes still alive in this process's session (it is their leader)."""
-        alive = []
-        for p in psutil.process_iter():
-            try:
-                if os.getsid(p.pid) == self.pid:
-                    alive.append(p)
-            except OSError:
-                pass
-        return alive
+        return deployment_leftovers({self.pid})
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         """Signal the leader, then SIGKILL the whole group if it lingers."""
@@ -90,13 +123,27 @@ class Api(Proc):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def leftovers(self) -> list[psutil.Process]:
+        """Every process this API started that is still alive, whatever its session."""
+        run_dir = self.environ.get("SAHARA_RUN_DIR", "")
+        ports = {self.port, int(self.environ.get("SAHARA_METRICS_PORT") or 0)} - {0}
+        return deployment_leftovers({self.pid}, run_dir.rstrip("/"), ports)
+
+    @property
+    def master(self) -> int:
+        """uWSGI's master (pid is the launcher's: with the nginx front, deploy/relay.sh)."""
+        return uwsgi_master(self.pid)
+
     def worker_pids(self) -> set[int]:
-        """The master's children that run its program: not the metrics exporter it also runs."""
-        master = psutil.Process(self.pid)
+        """The master's children that run its program: not the metrics exporter or
+        nginx it also runs, nor a fork of the master about to exec one of them
+        (uWSGI's daemon children call setsid first, then may wait out a respawn
+        throttle before their exec)."""
+        master = psutil.Process(self.master)
         pids = set()
         for child in master.children():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if child.name() == master.name():
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if child.name() == master.name() and os.getsid(child.pid) == os.getsid(master.pid):
                     pids.add(child.pid)
         return pids
 

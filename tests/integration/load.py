@@ -74,11 +74,25 @@ class Load:
         return f"{len(self.results)} requests, {len(self.failed())} failed {sorted(errors) if errors else ''}".strip()
 
 
-def trickle_put(url: str, token: str, result: dict[str, float | int | str], seconds: float = 2.0) -> None:
-    """A request in flight for `seconds`: its body arrives in pieces (a worker
-    thread reads it meanwhile). Records the status (0: no HTTP answer) and when
-    the answer came. Used where a real engine answers the sync RPC at once."""
-    body = b'{"resize_node_groups": []}'.ljust(40) + b"\n"
+# The upload a stop must let finish (docs/signals.md): 4 MiB at 1 MiB/s, the
+# stop signal UPLOAD_SIGNAL_AT seconds after its head.
+UPLOAD_BYTES = 4 * 2**20
+UPLOAD_SECONDS = 4.0
+UPLOAD_SIGNAL_AT = 1.5
+
+
+def trickle_put(
+    url: str,
+    token: str,
+    result: dict[str, float | int | str],
+    seconds: float = UPLOAD_SECONDS,
+    size: int = UPLOAD_BYTES,
+) -> None:
+    """A request in flight for `seconds`: its `size`-byte body arrives in
+    pieces (to nginx, or with the direct front to a worker thread). Records
+    the status (0: no HTTP answer) and when the answer came: Sahara's own is
+    404 (no such cluster). Used where a real engine answers the sync RPC."""
+    body = b'{"resize_node_groups": []}'.ljust(size - 1) + b"\n"
     head = (
         "PUT /v2/clusters/00000000-0000-0000-0000-000000000000 HTTP/1.1\r\n"
         f"Host: 127.0.0.1\r\nX-Auth-Token: {token}\r\nContent-Type: application/json\r\n"
@@ -89,10 +103,12 @@ def trickle_put(url: str, token: str, result: dict[str, float | int | str], seco
         with socket.create_connection((host, int(port)), timeout=60) as s:
             s.sendall(head.encode())
             result["sent_head"] = time.monotonic()
-            pieces = [body[i : i + 8] for i in range(0, len(body), 8)]
+            step = max(1, len(body) // 64)
+            pieces = [body[i : i + step] for i in range(0, len(body), step)]
             for piece in pieces:
                 time.sleep(seconds / len(pieces))
                 s.sendall(piece)
+            result["sent_body"] = time.monotonic()
             answer = s.makefile("rb").readline().decode()
         result["status"] = int(answer.split()[1]) if answer else 0
     except OSError as e:

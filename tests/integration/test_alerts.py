@@ -166,7 +166,7 @@ def kill_quietly(pid: int) -> None:
 def exporter_pids(api: Api) -> list[int]:
     """The master's child running the exporter (or its respawn); not nginx, the other daemon."""
     try:
-        children = psutil.Process(api.pid).children()
+        children = psutil.Process(api.master).children()
     except psutil.NoSuchProcess:
         return []
     pids = []

@@ -74,7 +74,7 @@ def test_workers_never_share_a_db_connection(api: Api, token: str) -> None:
 
     per_worker = {pid: db_sockets(pid) for pid in api.worker_pids()}
     print({pid: len(s) for pid, s in per_worker.items()})
-    assert db_sockets(api.pid) == set(), "the master must not hold DB connections its workers inherit"
+    assert db_sockets(api.master) == set(), "the master must not hold DB connections its workers inherit"
     assert all(per_worker.values()), "every worker that served /v2/clusters has its own connection"
     seen: set[tuple] = set()
     for sockets in per_worker.values():
@@ -111,6 +111,6 @@ def test_stats_socket_is_local_and_reports_workers(launch) -> None:
         except requests.RequestException:
             assert time.monotonic() < deadline, "the metrics exporter did not start"
             time.sleep(0.2)
-    processes = [psutil.Process(api.pid), *psutil.Process(api.pid).children()]
+    processes = [psutil.Process(api.master), *psutil.Process(api.master).children(recursive=True)]
     listening = {c.laddr for p in processes for c in p.connections("inet") if c.status == psutil.CONN_LISTEN}
     assert listening == {("127.0.0.1", api.port), ("127.0.0.1", metrics)}, "HTTP and metrics, on loopback only"

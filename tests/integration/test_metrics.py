@@ -60,7 +60,7 @@ def wait_scrape(url: str, timeout: float = 30) -> Samples:
 def exporter(api: Api) -> psutil.Process:
     """The master's child that is neither a worker nor the front (nginx)."""
     workers = api.worker_pids()
-    (proc,) = (p for p in psutil.Process(api.pid).children() if p.pid not in workers and p.name() != "nginx")
+    (proc,) = (p for p in psutil.Process(api.master).children() if p.pid not in workers and p.name() != "nginx")
     return proc
 
 
@@ -192,7 +192,7 @@ def test_exporter_dies_with_a_killed_master(launch) -> None:
     api = launch(SAHARA_API_WORKERS=2)
     wait_scrape(metrics_url(api))
     proc = exporter(api)
-    os.kill(api.pid, signal.SIGKILL)
+    os.kill(api.master, signal.SIGKILL)
     try:
         proc.wait(timeout=10)
     except psutil.TimeoutExpired:
@@ -203,7 +203,7 @@ def test_exporter_dies_with_a_killed_master(launch) -> None:
 
 def test_port_zero_turns_metrics_off(launch) -> None:
     api = launch(SAHARA_API_WORKERS=2, SAHARA_METRICS_PORT=0, SAHARA_API_FRONT="direct")
-    assert set(psutil.Process(api.pid).children()) == {psutil.Process(p) for p in api.worker_pids()}
+    assert set(psutil.Process(api.master).children()) == {psutil.Process(p) for p in api.worker_pids()}
     assert "sahara_api_metrics" not in api.log_text()
 
 

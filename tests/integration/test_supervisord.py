@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,8 @@ import pytest
 import requests
 
 from conftest import LAUNCHER, PYTHON, ROOT, Api, free_port, start
-from load import Load
+from harness import uwsgi_master
+from load import UPLOAD_SIGNAL_AT, Load, trickle_put
 from troubleshooting import assert_documented
 from workload import scale_request
 
@@ -76,15 +78,34 @@ def test_api_and_real_engine_then_sigterm_under_load(supervisor, tmp_path: Path,
     r = scale_request(sup.url, token, make_cluster())
     assert r.status_code == 400 and REAL_ENGINE in r.text, r.text
 
+    # `supervisorctl stop sahara-api` with an upload in flight: the front
+    # finishes it against running workers, then the workers stop (deploy/relay.sh).
+    api = sup.program_pid("sahara-api")
+    upload: dict[str, float | int | str] = {}
     with Load(sup.url, token) as load:
         load.warm()
-        t_signal = time.monotonic()
-        sup.send(signal.SIGTERM)
-        rc = sup.wait(timeout=120)
-        stopped_after = time.monotonic() - t_signal
-    print(f"\n[R1 supervisord] exit {rc} after {stopped_after:.2f} s; load: {load.summary()}")
+        writer = threading.Thread(target=trickle_put, args=(sup.url, token, upload))
+        writer.start()
+        time.sleep(UPLOAD_SIGNAL_AT)
+        t_stop = time.monotonic()
+        sup.ctl("stop", "sahara-api")
+        api_stopped = time.monotonic() - t_stop
+        writer.join(timeout=60)
+    api_left = [p for p in sup.leftovers() if p.pid == api or "uwsgi" in p.name() or "nginx" in p.name()]
+    print(
+        f"\n[supervisorctl stop sahara-api] stopped after {api_stopped:.2f} s; upload: {upload.get('status')}"
+        f" at +{float(upload.get('end', 0)) - t_stop:.2f} s; load: {load.summary()}; left: {api_left}"
+    )
+    assert upload.get("status") == 404 and float(upload["end"]) > t_stop, f"Sahara's own answer: {upload}"
+    assert load.failed(started_before=t_stop - 0.05) == []
+    assert api_left == []
+
+    t_signal = time.monotonic()
+    sup.send(signal.SIGTERM)
+    rc = sup.wait(timeout=120)
+    stopped_after = time.monotonic() - t_signal
+    print(f"[R1 supervisord] exit {rc} after {stopped_after:.2f} s")
     assert rc == 0
-    assert load.failed(started_before=t_signal - 0.05) == []
     log = sup.log_text()
     assert "stopped: sahara-api (exit status 0)" in log
     assert "stopped: sahara-engine (exit status 0)" in log
@@ -94,7 +115,7 @@ def test_api_and_real_engine_then_sigterm_under_load(supervisor, tmp_path: Path,
 def test_killed_master_and_engine_come_back(supervisor, token: str) -> None:
     """R3: kill -9 of the uWSGI master or of the engine: supervisord restarts it."""
     sup = supervisor()
-    master = sup.program_pid("sahara-api")
+    master = uwsgi_master(sup.program_pid("sahara-api"))
     t0 = time.monotonic()
     os.kill(master, signal.SIGKILL)
     while True:
@@ -121,7 +142,7 @@ def test_killed_master_and_engine_come_back(supervisor, token: str) -> None:
 
 def test_many_worker_kills_leave_no_zombies(supervisor) -> None:
     sup = supervisor()
-    master = psutil.Process(sup.program_pid("sahara-api"))
+    master = psutil.Process(uwsgi_master(sup.program_pid("sahara-api")))
     for _ in range(20):
         for worker in master.children():
             if worker.name() == master.name():  # workers, not the front (nginx)

@@ -164,6 +164,10 @@ def test_nginx_conf_is_rendered_and_accepted(tmp_path: Path) -> None:
     text = Path(conf).read_text()
     assert not [line for line in text.splitlines() if "@" in line and not line.lstrip().startswith("#")]
     assert f"listen [::1]:{knobs['SAHARA_API_PORT']};" in text and "client_max_body_size 12m;" in text
+    # A graceful QUIT needs nginx's master/worker mode, bounded by harakiri's timeout (docs/signals.md).
+    assert "master_process on;" in text and f"worker_shutdown_timeout {knobs['SAHARA_API_TIMEOUT']}s;" in text
+    # As root, the worker stays this user, who owns uWSGI's socket.
+    assert ("user root root;" in text) == (os.geteuid() == 0)
     launcher.check_nginx_conf(launcher.find_nginx(), conf)  # nginx -t
 
 
