@@ -1,14 +1,17 @@
 """Measurements taken from outside the servers: wrk runs, CPU and PSS from
-/proc, cold start, and respawn after kill -9 of a worker."""
+/proc, cold start, respawn after kill -9 of a worker, MariaDB's connection
+counters, and what to do with a server that stopped answering."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +28,13 @@ ACCEPT_WAITS = {"43", "288", "232", "281", "7", "271", "23", "270"}  # accept, a
 
 
 def session_procs(leader: Proc) -> list[psutil.Process]:
-    return leader.leftovers()
+    """Every process of a contender: its session, and the leader's descendants that
+    left it (uWSGI runs nginx as a daemon, which calls setsid)."""
+    procs = {p.pid: p for p in leader.leftovers()}
+    with contextlib.suppress(psutil.Error):
+        for p in psutil.Process(leader.pid).children(recursive=True):
+            procs.setdefault(p.pid, p)
+    return list(procs.values())
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> float:
@@ -78,7 +87,8 @@ def wrk(url: str, token: str, connections: int, seconds: float, close: bool, lea
         argv += ["-H", "Connection: close"]
     procs = session_procs(leader)
     cpu0, (busy0, all0), load0 = cpu_seconds(procs), machine_busy(), loadavg()
-    out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    # wrk stops by itself after -d plus at most --timeout; the margin is for a machine that stalls.
+    out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     cpu1, (busy1, all1) = cpu_seconds(procs), machine_busy()
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
     r = json.loads(line.removeprefix("BENCH_JSON "))
@@ -123,7 +133,7 @@ def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) ->
         except requests.RequestException:
             pass
         time.sleep(0.01)
-    raise RuntimeError(f"{proc.name}: no 200 from {url} within {limit} s:\n{proc.log_text()[-3000:]}")
+    raise Wedged(f"no 200 from {url} within {limit:g} s of the start")
 
 
 def wait_children(leader: Proc, count: int, limit: float = 30) -> None:
@@ -297,3 +307,121 @@ class CpuMeter:
         used = sum(cpu_seconds([p]) - self.before.get(p.pid, 0.0) for p in session_procs(self.leader))
         (b0, a0), (b1, a1) = self.busy0, machine_busy()
         return used, (b1 - b0) / max(a1 - a0, 1)
+
+
+PY_SPY = Path(sys.executable).with_name("py-spy")
+
+
+class Wedged(Exception):
+    """A contender stopped answering: `what` says where the bench saw it."""
+
+    def __init__(self, what: str, contender: str = "") -> None:
+        super().__init__(what)
+        self.what, self.contender = what, contender
+
+
+def answers(url: str, token: str, tries: int = 2, timeout: float = 10) -> bool:
+    """Does the server still answer an authenticated GET (any status)?"""
+    for _ in range(tries):
+        try:
+            requests.get(url, headers={"X-Auth-Token": token}, timeout=timeout)
+            return True
+        except requests.RequestException:
+            time.sleep(1)
+    return False
+
+
+def stack_dumps(procs: list[psutil.Process], timeout: float = 20) -> dict[str, str]:
+    """`py-spy dump` of each process (pid -> text): where every Python thread is.
+    Not Python (nginx) or gone: py-spy's own error, with the process's state."""
+    out = {}
+    for p in procs:
+        try:
+            head = f"{p.name()} {p.status()} (wchan {Path(f'/proc/{p.pid}/wchan').read_text() or '-'})\n"
+            run = subprocess.run(
+                [str(PY_SPY), "dump", "--pid", str(p.pid)], capture_output=True, text=True, timeout=timeout
+            )
+            text = run.stdout if run.returncode == 0 else f"py-spy: {(run.stderr or run.stdout).strip()}"
+        except (psutil.Error, OSError) as e:
+            head, text = "", f"{e.__class__.__name__}: {e}"
+        except subprocess.TimeoutExpired:
+            text = f"py-spy: no dump within {timeout:g} s"
+        out[str(p.pid)] = head + text
+    return out
+
+
+def kill_all(procs: list[psutil.Process]) -> None:
+    """SIGKILL every process and its process group: a wedged server may ignore TERM."""
+    for p in procs:
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpgid(p.pid), signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(p.pid, signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=10)
+
+
+def excerpt(dump: str, lines: int = 6) -> str:
+    """The top of the first thread's stack in a py-spy dump: the frames under
+    "Thread ... (active|idle)" down to the first blank line."""
+    body = [x for x in dump.splitlines() if x.strip()]
+    start = next((i for i, x in enumerate(body) if x.startswith("Thread ")), 0)
+    return "\n".join(body[start : start + lines + 1])
+
+
+def sql(query: str) -> list[list[str]]:
+    """A query to the local MariaDB as root (socket auth, as scripts/stack.sh does)."""
+    argv = ["mariadb", "-N", "-B", "-e", query]
+    if os.getuid() != 0:
+        argv.insert(0, "sudo")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=15, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def db_status(name: str) -> int:
+    return int(sql(f"SHOW GLOBAL STATUS LIKE '{name}'")[0][1])
+
+
+def db_connections(procs: list[psutil.Process], port: int = 3306) -> int:
+    """TCP connections the processes hold to MariaDB now."""
+    count = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            conns = p.connections(kind="tcp")
+            count += sum(1 for c in conns if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+    return count
+
+
+class DbPeak:
+    """MariaDB's Max_used_connections over a phase (FLUSH STATUS resets it to the
+    connections open now), and the most connections the contender itself held,
+    sampled every 50 ms (other jobs on the same MariaDB count in the first only)."""
+
+    def __init__(self, procs: list[psutil.Process], sample: bool = True) -> None:
+        self.procs, self.sample = procs, sample
+        self.own_peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> DbPeak:
+        sql("FLUSH STATUS")
+        self.before = db_status("Threads_connected")
+        self.own_before = db_connections(self.procs)
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.sample and not self._stop.wait(0.05):
+            self.own_peak = max(self.own_peak, db_connections(self.procs))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.max_used = db_status("Max_used_connections")
+
+    def row(self) -> dict:
+        return {
+            "threads_connected_before": self.before,
+            "max_used_connections": self.max_used,
+            "own_before": self.own_before,
+            "own_peak": max(self.own_peak, self.own_before),
+        }
