@@ -338,10 +338,14 @@ def stack_dumps(procs: list[psutil.Process], timeout: float = 20) -> dict[str, s
     for p in procs:
         try:
             head = f"{p.name()} {p.status()} (wchan {Path(f'/proc/{p.pid}/wchan').read_text() or '-'})\n"
-            run = subprocess.run(
-                [str(PY_SPY), "dump", "--pid", str(p.pid)], capture_output=True, text=True, timeout=timeout
-            )
-            text = run.stdout if run.returncode == 0 else f"py-spy: {(run.stderr or run.stdout).strip()}"
+            # A stopped process cannot be suspended: then read it as it is.
+            for extra in ([], ["--nonblocking"]):
+                argv = [str(PY_SPY), "dump", "--pid", str(p.pid), *extra]
+                run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+                if run.returncode == 0:
+                    break
+            error = (run.stderr or run.stdout).split("Stack backtrace:")[0].strip()
+            text = run.stdout if run.returncode == 0 else f"py-spy: {error}"
         except (psutil.Error, OSError) as e:
             head, text = "", f"{e.__class__.__name__}: {e}"
         except subprocess.TimeoutExpired:
