@@ -685,7 +685,8 @@ def c1_plots(res: Results, out: Path) -> list[str]:
         ax.set_xticks(list(ns), [str(n) for n in ns])
         ax.set_xlabel("concurrent slow requests (2 s RPC)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "c1_curve.png", dpi=90)
     plt.close(fig)
@@ -784,7 +785,8 @@ def plots(res: Results, out: Path) -> list[str]:
             ax.set_ylim(bottom=0)
             ax.set_title(f"GET {path}")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=6)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "efficiency.png", dpi=90)
     plt.close(fig)
@@ -806,7 +808,8 @@ def plots(res: Results, out: Path) -> list[str]:
         )
     ax.set_xticks(list(xs), [c.name for c, _ in mem])
     ax.set_ylabel("total PSS of all API processes (MiB)")
-    ax.legend()
+    if mem:
+        ax.legend()
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(out / "pss.png", dpi=90)
