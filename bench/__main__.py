@@ -286,8 +286,12 @@ class Bench:
             raise measure.Wedged(what, c.name)
 
     def stop(self, c: Contender, api: Api) -> None:
+        """TERM, SIGKILL of its group after 30 s, then of anything of it still alive
+        (nginx, in a session of its own, outlives a SIGKILLed uWSGI master)."""
         self.note_deaths(c, api)
+        procs = measure.session_procs(api)
         api.stop()
+        measure.kill_all(procs)
 
     # -- efficiency: ours vs upstream at equal serving processes, side by side -------------------
 
@@ -386,7 +390,7 @@ class Bench:
             for c in cs:
                 with contextlib.suppress(measure.Wedged):
                     api, cold = self.start(c)
-                    api.stop()
+                    self.stop(c, api)
                     say(f"{c.name}: cold start again: first 200 after {cold:.2f} s")
 
     def note_deaths(self, c: Contender, api: Api) -> None:
@@ -599,16 +603,16 @@ def wait_quiet(limit: float) -> dict:
         load, waited = measure.loadavg(), time.monotonic() - t0
         if load < QUIET_LOAD or waited >= limit:
             return {"quiet": load < QUIET_LOAD, "waited_s": round(waited), "load": load, "limit_s": limit}
-        now: dict[int, tuple[float, str]] = {}
-        for p in psutil.process_iter(["name", "cpu_times"]):
-            with contextlib.suppress(TypeError):
-                now[p.pid] = (p.info["cpu_times"].user + p.info["cpu_times"].system, p.info["name"])
         if waited - said >= 30:
+            now: dict[int, tuple[float, str]] = {}
+            for p in psutil.process_iter(["name", "cpu_times"]):
+                with contextlib.suppress(TypeError):
+                    now[p.pid] = (p.info["cpu_times"].user + p.info["cpu_times"].system, p.info["name"])
             busiest = sorted(((t - cpu.get(pid, t), name) for pid, (t, name) in now.items()), reverse=True)[:3]
-            top = ", ".join(f"{name} {s:.1f} CPU-s" for s, name in busiest if s > 0.1) or "nothing in particular"
+            top = ", ".join(f"{name} {s:.1f} CPU-s" for s, name in busiest if s > 0.1)
             say(
                 f"waiting for a quiet machine: load average {load} (want < {QUIET_LOAD:g}, "
-                f"{limit - waited:.0f} s left); busiest since last look: {top}"
+                f"{limit - waited:.0f} s left)" + (f"; busiest over the last 30 s: {top}" if top else "")
             )
             said = waited
             cpu = {pid: t for pid, (t, _) in now.items()}

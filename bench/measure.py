@@ -119,7 +119,7 @@ def listening(port: int, t0: float, proc: Proc, limit: float = 90) -> float:
             return time.monotonic() - t0
         except OSError:
             time.sleep(0.01)
-    raise RuntimeError(f"{proc.name}: nothing listens on {port} after {limit} s")
+    raise Wedged(f"nothing listens on port {port} {limit:g} s after the start")
 
 
 def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) -> float:
@@ -357,10 +357,10 @@ def stack_dumps(procs: list[psutil.Process], timeout: float = 20) -> dict[str, s
 def kill_all(procs: list[psutil.Process]) -> None:
     """SIGKILL every process and its process group: a wedged server may ignore TERM."""
     for p in procs:
-        with contextlib.suppress(OSError):
-            os.killpg(os.getpgid(p.pid), signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.kill(p.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error, OSError):
+            if p.is_running():  # the same process (psutil checks its start time), not a reused pid
+                os.killpg(os.getpgid(p.pid), signal.SIGKILL)
+                p.kill()
     psutil.wait_procs(procs, timeout=10)
 
 
