@@ -37,14 +37,15 @@ def session_procs(leader: Proc) -> list[psutil.Process]:
     return list(procs.values())
 
 
-def cpu_seconds(procs: list[psutil.Process]) -> float:
+def tree_cpu_seconds(leader: Proc) -> float:
+    """CPU used so far by a contender's processes, those that exited included: a worker
+    uWSGI recycles (max-requests) or respawns takes its CPU with it, but the parent that
+    reaps it adds it to its own children times."""
     total = 0.0
-    for p in procs:
-        try:
+    for p in session_procs(leader):
+        with contextlib.suppress(psutil.Error):
             t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
+            total += t.user + t.system + t.children_user + t.children_system
     return total
 
 
@@ -85,11 +86,10 @@ def wrk(url: str, token: str, connections: int, seconds: float, close: bool, lea
     argv += ["-H", f"X-Auth-Token: {token}"]
     if close:
         argv += ["-H", "Connection: close"]
-    procs = session_procs(leader)
-    cpu0, (busy0, all0), load0 = cpu_seconds(procs), machine_busy(), loadavg()
+    cpu0, (busy0, all0), load0 = tree_cpu_seconds(leader), machine_busy(), loadavg()
     # wrk stops by itself after -d plus at most --timeout; the margin is for a machine that stalls.
     out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
-    cpu1, (busy1, all1) = cpu_seconds(procs), machine_busy()
+    cpu1, (busy1, all1) = tree_cpu_seconds(leader), machine_busy()
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
     r = json.loads(line.removeprefix("BENCH_JSON "))
     secs = r["duration_us"] / 1e6
@@ -290,21 +290,19 @@ def worker_count(leader: Proc) -> int:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds of a process tree between start and stop, counting processes
-    born in between (a worker uWSGI spawns mid-burst) from zero."""
+    """CPU seconds of a process tree between start and stop (tree_cpu_seconds: workers
+    born or gone in between included), and how busy the whole machine was meanwhile."""
 
     leader: Proc
-    before: dict[int, float] | None = None
+    before: float = 0.0
 
     def start(self) -> CpuMeter:
-        self.before = {p.pid: cpu_seconds([p]) for p in session_procs(self.leader)}
-        self.busy0 = machine_busy()
+        self.before, self.busy0 = tree_cpu_seconds(self.leader), machine_busy()
         return self
 
     def stop(self) -> tuple[float, float]:
         """(CPU seconds of the tree, share of the whole machine busy meanwhile)."""
-        assert self.before is not None
-        used = sum(cpu_seconds([p]) - self.before.get(p.pid, 0.0) for p in session_procs(self.leader))
+        used = tree_cpu_seconds(self.leader) - self.before
         (b0, a0), (b1, a1) = self.busy0, machine_busy()
         return used, (b1 - b0) / max(a1 - a0, 1)
 

@@ -874,7 +874,7 @@ Our contenders ran deploy/defaults.env as shipped: {defaults}; the bench sets on
 drain file and run directory of each, its worker count, and `SAHARA_METRICS_PORT=0` (upstream has no
 exporter).
 {"**With extra environment (BENCH_OURS_ENV)**: " + ours_env + "." if ours_env else ""}
-{"Only these contenders ran (BENCH_CONTENDERS): " + ", ".join(meta["only"]) + "." if meta.get("only") else ""}
+{"Only these contenders ran (BENCH_CONTENDERS): " + meta["only"] + "." if meta.get("only") else ""}
 
 ## Targets (issue 22)
 
