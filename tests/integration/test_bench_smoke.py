@@ -39,7 +39,7 @@ def test_quick_bench_runs_every_phase(stack, tmp_path) -> None:
     for scenario, names in contenders.items():
         assert names <= {r["contender"] for r in results[scenario]}, scenario
     for row in results["cpu"]:
-        assert row["requests"] > 0 and row["rps"] > 0, row
+        assert row["requests"] > 0 and row["rps"] > 0 and row["api_cpu_ms_per_req"] > 0, row
     assert {r["rep"] for r in results["cpu"]} == {1, 2}  # ABBA: the spread is measured
     for row in results["c1"]:
         assert row["bound_s"] >= 2 and row["fast"] > 0 and row["max_used_connections"] > 0, row
