@@ -375,7 +375,11 @@ class Bench:
                 self.results["memory"].append(row)
                 say(f"{c.name}: PSS after load {loaded} MiB ({len(procs)} processes)")
                 for i in range(p.kills):
-                    r = measure.kill_worker(api, f"{api.url}/v2/plugins", token)
+                    try:
+                        r = measure.kill_worker(api, f"{api.url}/v2/plugins", token)
+                    except RuntimeError as e:  # no replacement within 10 s: say so, go on
+                        say(f"{c.name}: kill -9 of a worker: {e}")
+                        break
                     self.results["respawn"].append({"contender": c.name, "attempt": i + 1, **asdict(r)})
                     say(
                         f"{c.name}: kill -9 of a worker: new process after {r.new_process_s:.3f} s, "
