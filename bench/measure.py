@@ -363,11 +363,28 @@ def kill_all(procs: list[psutil.Process]) -> None:
 
 
 def excerpt(dump: str, lines: int = 6) -> str:
-    """The top of the first thread's stack in a py-spy dump: the frames under
-    "Thread ... (active|idle)" down to the first blank line."""
-    body = [x for x in dump.splitlines() if x.strip()]
-    start = next((i for i, x in enumerate(body) if x.startswith("Thread ")), 0)
-    return "\n".join(body[start : start + lines + 1])
+    """A py-spy dump, short: the first thread's innermost frames, then how many threads
+    wait in each innermost frame (a pool blocked on one lock shows as one line)."""
+    threads: list[list[str]] = []
+    head: list[str] = []
+    for line in dump.splitlines():
+        if line.startswith("Thread "):
+            threads.append([line])
+        elif threads and line.strip():
+            threads[-1].append(line.strip())
+        elif not threads and line.strip():
+            head.append(line)
+    if not threads:
+        return "\n".join(head[:lines])
+    out = [threads[0][0], *("    " + x for x in threads[0][1 : lines + 1])]
+    if len(threads) > 1:
+        tops: dict[str, int] = {}
+        for t in threads:
+            top = t[1] if len(t) > 1 else "(no Python frame)"
+            tops[top] = tops.get(top, 0) + 1
+        ranked = sorted(tops.items(), key=lambda kv: -kv[1])[:5]
+        out.append(f"{len(threads)} threads, innermost frame: " + "; ".join(f"{n} x {f}" for f, n in ranked))
+    return "\n".join(out)
 
 
 def sql(query: str) -> list[list[str]]:

@@ -534,11 +534,12 @@ def wedged_section(res: Results) -> str:
         out.append(
             f"**{w['contender']}**, {w['phase']}: {w['what']}. Listen queue (`ss -ltn`: Recv-Q waiting, Send-Q "
             f"backlog): `{w['listen_queue'] or '-'}`. Dumped and SIGKILLed in {w['dump_and_kill_s']:g} s. "
-            "The top of each process's first thread (all threads of every process: `wedged` in results.json):\n\n"
+            "The top of each process's first thread, and where its threads wait (the whole dumps: `wedged` in "
+            "results.json):\n\n"
         )
         for pid, dump in w["dumps"].items():
             out.append(f"```\npid {pid}: {excerpt(dump)}\n```\n")
-    return "\n".join(out)
+    return "".join(out)
 
 
 def phases_section(res: Results) -> str:
