@@ -346,7 +346,7 @@ class Bench:
 
     def wrk(self, c: Contender, api: Api, path: str, conns: int, seconds: float, close: bool) -> dict:
         r = measure.wrk(f"{api.url}{path}", self.stack.token, conns, seconds, close, api)
-        if r["errors"] and r["errors"] >= r["requests"]:
+        if r["requests"] == 0 or r["errors"] >= r["requests"]:  # nothing answered, or nothing right
             self.check(c, api, f"wrk GET {path} c={conns}: {r['requests']} answers, {r['errors']} errors")
         return r
 

@@ -363,7 +363,7 @@ def kill_all(procs: list[psutil.Process]) -> None:
 
 
 def excerpt(dump: str, lines: int = 6) -> str:
-    """A py-spy dump, short: the first thread's innermost frames, then how many threads
+    """A py-spy dump, short: the first Python thread's innermost frames, then how many threads
     wait in each innermost frame (a pool blocked on one lock shows as one line)."""
     threads: list[list[str]] = []
     head: list[str] = []
@@ -376,7 +376,8 @@ def excerpt(dump: str, lines: int = 6) -> str:
             head.append(line)
     if not threads:
         return "\n".join(head[:lines])
-    out = [threads[0][0], *("    " + x for x in threads[0][1 : lines + 1])]
+    first = next((t for t in threads if len(t) > 1), threads[0])  # the first with Python frames
+    out = [first[0], *("    " + x for x in first[1 : lines + 1])]
     if len(threads) > 1:
         tops: dict[str, int] = {}
         for t in threads:

@@ -48,6 +48,10 @@ def fmt(x: float | None, digits: int = 1) -> str:
     return f"{x:.{digits}f}"
 
 
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
 def table(head: list[str], rows: Iterable[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -418,12 +422,12 @@ def cpu_section(res: Results) -> str:
                                 c.name,
                                 str(conns),
                                 fmt(r["rps"]),
-                                f"{100 * r['rps_spread']:.0f} %" if r["runs"] > 1 else "–",
+                                pct(r["rps_spread"]) if r["runs"] > 1 else "–",
                                 fmt(r["p50_ms"]),
                                 fmt(r["p99_ms"]),
                                 str(r["errors"]),
                                 fmt(r["cpu"], 2),
-                                f"{100 * r['cpu_spread']:.0f} %" if r["runs"] > 1 else "–",
+                                pct(r["cpu_spread"]) if r["runs"] > 1 else "–",
                                 f"{r['machine_busy'] * 100:.0f}%",
                                 fmt(r["loadavg"], 2),
                             ]
@@ -538,7 +542,7 @@ def wedged_section(res: Results) -> str:
             "results.json):\n\n"
         )
         for pid, dump in w["dumps"].items():
-            out.append(f"```\npid {pid}: {excerpt(dump)}\n```\n")
+            out.append(f"```\npid {pid}: {excerpt(dump)}\n```\n\n")
     return "".join(out)
 
 
@@ -985,7 +989,7 @@ one worker while `GET /v2/plugins` runs at 20 req/s; "new process" is when the r
 ## Wedged contenders
 
 A contender that answers nothing for 30 s during a burst, never answers its first request within 60 s of
-its start, or fails every request of a `wrk` run and then two plain GETs (10 s each), is wedged: the bench
+its start, or answers no request of a `wrk` run right and then not two plain GETs (10 s each), is wedged: the bench
 records `ss` of its listening port and a `py-spy dump` of each of its processes, SIGKILLs them all with their
 process groups (TERM may be ignored), and goes on with the next contender.
 
