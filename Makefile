@@ -49,7 +49,7 @@ unit-test: install ## Unit tests only (no services)
 integration-test: install ## Integration tests only (brings the stack up and down)
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
-bench: install ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~17 min; BENCH_QUICK=1: ~6 min)
+bench: install ## Benchmark against upstream sahara-api -> docs/benchmarks.md (~20 min after a quiet machine; BENCH_QUICK=1: ~3 min)
 	.venv/bin/python -m bench
 
 hostile: install ## Hostile clients (slowloris, big heads and bodies, HUP, kill) vs upstream -> docs/security.md (~8 min)

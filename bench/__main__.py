@@ -1,30 +1,47 @@
 """make bench: run every scenario against every contender, write the raw
 results (JSON) and docs/benchmarks.md with its plots.
 
+Phases, in this order (docs/benchmarks.md explains each):
+  profile     the app's CPU per request in-process, and its DB pool ceiling
+  efficiency  wrk, ours vs upstream at equal serving processes, side by side
+  C1          bursts of N slow requests (2 s RPC) with fast GETs, and a DB burst
+  C2/C4       PSS after the same load, cold starts, respawn, at equal workers
+A contender that stops answering is recorded as wedged (py-spy dump of its
+processes), SIGKILLed with its process groups, and the bench moves on.
+
 Knobs (environment):
-  BENCH_QUICK=1        a < 3 min run that checks the harness, not the numbers
+  BENCH_QUICK=1        a ~3 min run that checks the harness, not the numbers (make test runs it)
   BENCH_OUT=DIR        where results.json, benchmarks.md and the PNGs go
                        (default docs/ for the full run, .bench/quick for the quick one)
-  BENCH_CONTENDERS     e.g. ours-4,upstream-4 (default: see FULL and QUICK below)
+  BENCH_CONTENDERS     only these, in every phase, e.g. ours-2,upstream-1 (efficiency pairs
+                       equal serving processes among them and runs the others alone)
   BENCH_SECONDS        length of each wrk run
-  BENCH_OURS_ENV       extra environment for our contenders, e.g. "UWSGI_THUNDER_LOCK=1"
-                       (uWSGI reads UWSGI_<OPTION> variables): how docs/tuning.md A/B runs knobs
+  BENCH_OURS_ENV       extra environment for our contenders, e.g. "SAHARA_API_THREADS=8": how to
+                       A/B a candidate setting against deploy/defaults.env as shipped (docs/tuning.md)
+  BENCH_QUIET_WAIT     longest wait, s, for a load average below 1 before starting
+                       (default 600; 0 for the quick run); benchmarks.md says when it did not get one
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import psutil
 import requests
+import yaml
 
 from bench import measure, report
 from bench.contenders import Contender, launch, parse
@@ -34,6 +51,8 @@ from workload import fast_get, slow_mix
 BENCH_PROJECT = "sahara-bench"  # its own Keystone project: a fixed number of clusters
 VHOST = "sahara-bench"  # its own RabbitMQ vhost (scripts/stack.sh creates it)
 HERE = ROOT / "tests" / "integration"
+CHART_VALUES = ROOT / "deploy" / "helm" / "sahara-api" / "values.yaml"
+DEFAULTS = ROOT / "deploy" / "defaults.env"
 # C4: the end of each phase of our start, as uWSGI logs it (log text -> phase).
 PHASES = {
     "checks": "*** Starting uWSGI",  # the launcher's checks are done and it has exec'd uWSGI
@@ -44,63 +63,62 @@ PHASES = {
 
 @dataclass(frozen=True)
 class Plan:
-    contenders: str
+    pairs: tuple[str, ...]  # efficiency: "ours-N/upstream-M", equal serving processes
     clusters: int  # clusters in the benchmark project (GET /v2/clusters lists them)
     seconds: float  # per wrk run
-    plugins_concurrency: tuple[int, ...]
-    clusters_concurrency: tuple[int, ...]
-    slow: int  # concurrent slow requests in scenario (b)
-    slow_delay: float
-    fast_interval: float
-    kills: int
-    extra_cold_starts: int
+    concurrency: tuple[int, ...]  # wrk connections, both paths, close and keep-alive
+    repeats: int  # runs per contender and cell, in ABBA order: their difference is the spread
+    equal_workers: str  # C2 and C4: the same load, then cold starts, at equal workers
+    cold_starts: int  # per contender, interleaved; C4 takes the median
+    kills: int  # kill -9 of a worker, per contender (respawn)
     c1_ns: tuple[int, ...]  # C1's curve: concurrent slow requests
     c1_runs: int  # each point is the median of this many bursts
     c1_delay: float
+    fast_interval: float
     c1_contenders: str
-    c3_contender: str  # the elastic variant (uWSGI cheaper), bursts from idle
+    db_burst: int  # concurrent GET /v2/clusters after each C1 contender's curve
     profile_runs: int  # requests per path in the in-process profile
 
 
 FULL = Plan(
-    # Interleaved so a change in machine load hits both kinds alike.
-    contenders="upstream-1,ours-1,upstream-3,ours-2,upstream-4,ours-4",
+    pairs=("ours-2/upstream-1", "ours-4/upstream-3"),
     clusters=4,
     seconds=5,
-    plugins_concurrency=(1, 4, 16, 64),
-    clusters_concurrency=(16,),
-    slow=16,
-    slow_delay=1.0,
-    fast_interval=0.05,
+    concurrency=(1, 4, 16, 64),
+    repeats=2,
+    equal_workers="ours-2,upstream-2,ours-4,upstream-4",
+    cold_starts=3,
     kills=3,
-    extra_cold_starts=2,
-    c1_ns=(16, 32, 64, 128),
+    c1_ns=(16, 32, 64, 128, 256),
     c1_runs=3,
     c1_delay=2.0,
-    # Ours as shipped, ours before issue 15 (8 threads, no write slots), upstream at 4, 8, 16 workers.
-    c1_contenders="ours-2,ours-2+old,upstream-4,upstream-8,upstream-16",
-    c3_contender="ours-2+elastic",
+    fast_interval=0.05,
+    # Ours as shipped; upstream at equal serving processes, and at 4 workers (it wedged there once).
+    c1_contenders="ours-2,upstream-1,upstream-4",
+    db_burst=256,
     profile_runs=200,
 )
-# The harness check for `make test`: FULL with one small pair and short runs.
+# The harness check for `make test`: one small pair, one burst size, short runs.
 QUICK = replace(
     FULL,
-    contenders="upstream-2,ours-2",
+    pairs=("ours-2/upstream-1",),
     seconds=2,
-    plugins_concurrency=(8,),
-    clusters_concurrency=(8,),
-    slow=4,
+    concurrency=(8,),
+    equal_workers="ours-2,upstream-2",
+    cold_starts=2,
     kills=1,
-    extra_cold_starts=2,
-    c1_ns=(16, 64),
-    c1_contenders="ours-2,upstream-2",
+    c1_ns=(16,),
+    c1_runs=1,
+    c1_contenders="ours-2",
+    db_burst=64,
     profile_runs=30,
 )
 # A C1 curve stops for a contender once its median burst takes this many times its bound,
 # and does not repeat a burst that took C1_HOPELESS times it.
 C1_GIVE_UP, C1_HOPELESS = 2.0, 3.0
-# C3: how long the elastic variant may take to be back at one worker after a burst.
-BACK_TO_ONE_S = 30.0
+# A contender that answers nothing at all for this long is wedged: dumped, killed, skipped.
+WEDGE_S = 30.0
+QUIET_LOAD = 1.0  # load average below which the machine counts as quiet
 
 
 def say(msg: str) -> None:
@@ -168,18 +186,18 @@ class Stack:
         self.cluster_id = out.stdout.strip().splitlines()[-1]
 
     def count_clusters(self, api: Api, tries: int = 3) -> int:
-        """Between wrk runs a loaded server may still be draining its backlog: retry."""
+        """Between wrk runs a loaded server may still be draining its backlog: retry,
+        then call the contender wedged."""
         for attempt in range(tries):
             try:
-                r = requests.get(f"{api.url}/v2/clusters", headers={"X-Auth-Token": self.token}, timeout=30)
+                r = requests.get(f"{api.url}/v2/clusters", headers={"X-Auth-Token": self.token}, timeout=15)
                 r.raise_for_status()
                 return len(r.json()["clusters"])
             except requests.RequestException as e:
-                if attempt == tries - 1:
-                    raise
                 say(f"stack: counting the clusters failed ({e.__class__.__name__}), retrying in 5 s")
-                time.sleep(5)
-        raise AssertionError("unreachable")
+                if attempt < tries - 1:
+                    time.sleep(5)
+        raise measure.Wedged(f"GET /v2/clusters failed {tries} times in a row")
 
 
 class SlowEngine:
@@ -201,117 +219,183 @@ class SlowEngine:
 class Bench:
     def __init__(self, plan: Plan, workdir: Path, ours_env: dict[str, str]) -> None:
         self.plan, self.workdir, self.ours_env = plan, workdir, ours_env
+        self.current = ""  # the phase running now
         self.stack = Stack(workdir, plan.clusters)
         self.results: dict = {
+            "phases": [],
             "cpu": [],
-            "slow": [],
             "c1": [],
             "c1_memory": [],
-            "c3": [],
+            "db": [],
             "memory": [],
             "cold_start": [],
             "respawn": [],
+            "wedged": [],
             "unexpected_deaths": [],
         }
 
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Say when a phase starts and ends, and record its length and the load average around it."""
+        t0, load0 = time.monotonic(), measure.loadavg()
+        self.current = name
+        say(f"== {name} (load average {load0})")
+        try:
+            yield
+        finally:
+            row = {"phase": name, "seconds": round(time.monotonic() - t0, 1), "load_start": load0}
+            row["load_end"] = measure.loadavg()
+            self.results["phases"].append(row)
+            say(f"== {name}: {row['seconds']:.0f} s (load average {load0} -> {row['load_end']})")
+
     def start(self, c: Contender) -> tuple[Api, float]:
         """Start and wait for the first 200 of an authenticated GET; returns (api, cold start s).
-        For ours, also when each phase of the start ended (uWSGI's own log lines)."""
+        For ours, also when each phase of the start ended (uWSGI's own log lines).
+        One that never answers is wedged: dumped and killed here."""
         api, t0 = launch(c, self.stack.conf, self.workdir, self.ours_env if c.kind == "ours" else {})
         watch = measure.LogWatch(api, t0, PHASES if c.kind == "ours" else {})
         try:
-            listening = measure.listening(api.port, t0, api)
-            cold = measure.first_200(f"{api.url}/v2/plugins", self.stack.token, t0, api)
-            measure.wait_children(api, c.children)
+            listening = measure.listening(api.port, t0, api, limit=60)
+            cold = measure.first_200(f"{api.url}/v2/plugins", self.stack.token, t0, api, limit=60)
+            measure.wait_children(api, c.workers)
+        except measure.Wedged as e:
+            self.wedged(c, api, "start", e.what)
+            raise
         except Exception:
             api.stop()
             raise
         finally:
             phases = watch.stop()
         self.results["cold_start"].append(
-            {"contender": c.name, "listening_s": round(listening, 3), "seconds": round(cold, 3), "phases": phases}
+            {
+                "contender": c.name,
+                "phase": self.current,
+                "listening_s": round(listening, 3),
+                "seconds": round(cold, 3),
+                "phases": phases,
+            }
         )
         return api, cold
 
-    def contender(self, c: Contender) -> None:
-        p, token = self.plan, self.stack.token
-        say(f"{c.name}: starting ({c.label()})")
-        api, cold = self.start(c)
-        try:
-            time.sleep(1)
-            idle = measure.pss_mib(measure.session_procs(api))
-            say(f"{c.name}: first 200 after {cold:.2f} s; idle PSS {idle} MiB")
-            measure.wrk(f"{api.url}/v2/plugins", token, 8, 2, True, api)  # warm every worker up
-            for path, levels in (("/v2/plugins", p.plugins_concurrency), ("/v2/clusters", p.clusters_concurrency)):
-                for close in (True, False):
-                    for conns in levels:
-                        if path == "/v2/clusters" and self.stack.count_clusters(api) != p.clusters:
-                            say(f"stack: the clusters of {BENCH_PROJECT} changed under us; making {p.clusters} again")
-                            self.stack.ensure_clusters()
-                        r = measure.wrk(f"{api.url}{path}", token, conns, p.seconds, close, api)
-                        row = {"contender": c.name, "path": path, "close": close, "connections": conns, **r}
-                        if path == "/v2/clusters":
-                            row["clusters_after"] = self.stack.count_clusters(api)
-                        self.results["cpu"].append(row)
-                        say(
-                            f"{c.name}: GET {path} c={conns} {'close' if close else 'keep-alive'}: "
-                            f"{r['rps']} req/s p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms "
-                            f"errors {r['errors']} (API CPU {r['api_cpu_ms_per_req']} ms/req, load {r['loadavg']})"
-                        )
-            loaded = measure.pss_mib(measure.session_procs(api))
-            self.results["memory"].append(
-                {
-                    "contender": c.name,
-                    "processes": len(measure.session_procs(api)),
-                    "idle_mib": idle,
-                    "after_load_mib": loaded,
-                }
-            )
-            say(f"{c.name}: PSS after load {loaded} MiB")
-            self.slow(c, api, self.results["slow"], p.slow)
-            for i in range(p.kills):
-                r = measure.kill_worker(api, f"{api.url}/v2/plugins", token)
-                self.results["respawn"].append({"contender": c.name, "attempt": i + 1, **asdict(r)})
-                say(
-                    f"{c.name}: kill -9 of a worker: new process after {r.new_process_s:.3f} s, "
-                    f"waiting for connections after {r.accepting_s:.3f} s, {r.failed}/{r.requests} requests failed"
-                )
-        finally:
-            self.note_deaths(c, api)
-            api.stop()
-        for _ in range(p.extra_cold_starts):
-            api, cold = self.start(c)
-            api.stop()
-            say(f"{c.name}: cold start again: first 200 after {cold:.2f} s")
+    def wedged(self, c: Contender, api: Api, phase: str, what: str) -> None:
+        self.results["wedged"].append(wedged(c.name, api, phase, what))
 
-    def slow(self, c: Contender, api: Api, into: list, slow: int, run: str = "") -> None:
-        if self.stack.count_clusters(api) != self.plan.clusters:
-            self.stack.ensure_clusters()  # the scale requests need their cluster
-        mix = slow_mix(api.url, self.stack.token, self.stack.cluster_id, slow, self.plan.fast_interval)
-        fast = [r.seconds * 1000 for r in mix.fast]
-        row = {
-            "contender": c.name,
-            "run": run,
-            "delay_s": self.engine.delay,
-            "slow": slow,
-            "slow_total_s": round(mix.total, 3),
-            "slow_max_s": round(max(r.seconds for r in mix.slow), 3),
-            "slow_per_s": round(slow / mix.total, 2),
-            "slow_errors": sum(1 for r in mix.slow if r.status != 400),
-            "fast": len(fast),
-            "fast_p50_ms": round(measure.percentile(fast, 50), 1),
-            "fast_p99_ms": round(measure.percentile(fast, 99), 1),
-            "fast_max_ms": round(max(fast, default=float("nan")), 1),
-            "fast_errors": sum(1 for r in mix.fast if r.status != 200),
-            "loadavg": measure.loadavg(),
-        }
-        into.append(row)
+    def check(self, c: Contender, api: Api, what: str) -> None:
+        """After something failed: still answering, or wedged?"""
+        if not measure.answers(f"{api.url}/v2/plugins", self.stack.token):
+            raise measure.Wedged(what, c.name)
+
+    def stop(self, c: Contender, api: Api) -> None:
+        """TERM, SIGKILL of its group after 30 s, then of anything of it still alive
+        (nginx, in a session of its own, outlives a SIGKILLed uWSGI master)."""
+        self.note_deaths(c, api)
+        procs = measure.session_procs(api)
+        api.stop()
+        measure.kill_all(procs)
+
+    # -- efficiency: ours vs upstream at equal serving processes, side by side -------------------
+
+    def efficiency(self, pair: str) -> None:
+        """Both contenders up at once; every cell (path, client mode, connections) runs
+        ours, upstream, upstream, ours (ABBA), so load drift hits both alike."""
+        p = self.plan
+        cs = parse(pair.replace("/", ","))
+        apis: dict[str, Api] = {}
+        try:
+            for c in cs:
+                say(f"{c.name}: starting ({c.label()})")
+                apis[c.name], cold = self.start(c)
+                say(f"{c.name}: first 200 after {cold:.2f} s")
+            for c in cs:
+                self.wrk(c, apis[c.name], "/v2/plugins", 8, 2, True)  # warm every worker up
+            order = [cs, cs[::-1]] * p.repeats
+            for path in ("/v2/plugins", "/v2/clusters"):
+                for close in (True, False):
+                    for conns in p.concurrency:
+                        for rep in range(p.repeats):
+                            for c in order[rep]:
+                                self.cell(c, apis[c.name], path, close, conns, rep + 1)
+        except measure.Wedged as e:
+            bad = next((c for c in cs if c.name == e.contender), None)
+            if bad and bad.name in apis:
+                self.wedged(bad, apis.pop(bad.name), "efficiency", e.what)
+            say(f"{pair}: the rest of this pair's runs are skipped")
+        finally:
+            for c in cs:
+                if c.name in apis:
+                    self.stop(c, apis[c.name])
+
+    def cell(self, c: Contender, api: Api, path: str, close: bool, conns: int, rep: int) -> None:
+        p = self.plan
+        try:
+            if path == "/v2/clusters" and self.stack.count_clusters(api) != p.clusters:
+                say(f"stack: the clusters of {BENCH_PROJECT} changed under us; making {p.clusters} again")
+                self.stack.ensure_clusters()
+            r = self.wrk(c, api, path, conns, p.seconds, close)
+            row = {"contender": c.name, "path": path, "close": close, "connections": conns, "rep": rep, **r}
+            if path == "/v2/clusters":
+                row["clusters_after"] = self.stack.count_clusters(api)
+        except measure.Wedged as e:
+            raise measure.Wedged(e.what, c.name) from None
+        self.results["cpu"].append(row)
         say(
-            f"{c.name}: {run + ': ' if run else ''}{slow} slow requests ({self.engine.delay:g} s RPC) "
-            f"done in {row['slow_total_s']} s "
-            f"(max {row['slow_max_s']} s, {row['slow_errors']} errors); {row['fast']} fast GETs meanwhile "
-            f"p50 {row['fast_p50_ms']} ms p99 {row['fast_p99_ms']} ms ({row['fast_errors']} errors)"
+            f"{c.name}: GET {path} c={conns} {'close' if close else 'keep-alive'} #{rep}: "
+            f"{r['rps']} req/s p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms "
+            f"errors {r['errors']} (API CPU {r['api_cpu_ms_per_req']} ms/req, load {r['loadavg']})"
         )
+
+    def wrk(self, c: Contender, api: Api, path: str, conns: int, seconds: float, close: bool) -> dict:
+        r = measure.wrk(f"{api.url}{path}", self.stack.token, conns, seconds, close, api)
+        if r["requests"] == 0 or r["errors"] >= r["requests"]:  # nothing answered, or nothing right
+            self.check(c, api, f"wrk GET {path} c={conns}: {r['requests']} answers, {r['errors']} errors")
+        return r
+
+    # -- C2, C4: the same load at equal workers, then cold starts and respawn ----------------------
+
+    def equal_workers(self) -> None:
+        p, token = self.plan, self.stack.token
+        cs = parse(p.equal_workers)
+        for c in cs:
+            say(f"{c.name}: starting ({c.label()})")
+            try:
+                api, cold = self.start(c)
+            except measure.Wedged:
+                continue
+            try:
+                time.sleep(1)
+                idle = measure.pss_mib(measure.session_procs(api))
+                say(f"{c.name}: first 200 after {cold:.2f} s; idle PSS {idle} MiB")
+                # The same load for every contender: both paths, both client modes, 16 connections.
+                for path in ("/v2/plugins", "/v2/clusters"):
+                    for close in (True, False):
+                        self.wrk(c, api, path, 16, p.seconds, close)
+                procs = measure.session_procs(api)
+                loaded = measure.pss_mib(procs)
+                row = {"contender": c.name, "processes": len(procs), "idle_mib": idle, "after_load_mib": loaded}
+                self.results["memory"].append(row)
+                say(f"{c.name}: PSS after load {loaded} MiB ({len(procs)} processes)")
+                for i in range(p.kills):
+                    try:
+                        r = measure.kill_worker(api, f"{api.url}/v2/plugins", token)
+                    except RuntimeError as e:  # no replacement within 10 s: say so, go on
+                        say(f"{c.name}: kill -9 of a worker: {e}")
+                        break
+                    self.results["respawn"].append({"contender": c.name, "attempt": i + 1, **asdict(r)})
+                    say(
+                        f"{c.name}: kill -9 of a worker: new process after {r.new_process_s:.3f} s, "
+                        f"waiting for connections after {r.accepting_s:.3f} s, {r.failed}/{r.requests} failed"
+                    )
+            except measure.Wedged as e:
+                self.wedged(c, api, "C2 load", e.what)
+            finally:
+                self.stop(c, api)
+        # C4: the other cold starts, round robin so a change of load hits every contender.
+        for _ in range(p.cold_starts - 1):
+            for c in cs:
+                with contextlib.suppress(measure.Wedged):
+                    api, cold = self.start(c)
+                    self.stop(c, api)
+                    say(f"{c.name}: cold start again: first 200 after {cold:.2f} s")
 
     def note_deaths(self, c: Contender, api: Api) -> None:
         """Worker deaths the benchmark did not cause (uWSGI logs each one)."""
@@ -324,28 +408,41 @@ class Bench:
     def profile(self) -> None:
         say("profile: CPU per request in-process, no HTTP server (bench/profile_app.py)")
         env = {**os.environ, "SAHARA_CONFIG_FILES": str(self.stack.conf), "SAHARA_API_DRAIN_FILE": str(self.workdir)}
+        env |= self.ours_env
         argv = [sys.executable, "-m", "bench.profile_app", str(self.plan.profile_runs), self.stack.token]
         argv += ["/v2/plugins", "/v2/clusters"]
         out = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
-        self.results["profile"] = json.loads(out.stdout.strip().splitlines()[-1])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        self.results["db_pool"] = result.pop("db_pool")
+        self.results["profile"] = result
         for path, r in self.results["profile"].items():
             top = ", ".join(f"{k} {v:.0%}" for k, v in list(r["shares"].items())[:3])
             say(f"profile: GET {path} {r['cpu_ms_per_req']} ms CPU per request ({top})")
+        say(f"profile: DB pool of one API worker {self.results['db_pool']}")
+
+    # -- C1, and the DB burst ------------------------------------------------------------------
 
     def c1(self, c: Contender) -> None:
         """C1's curve: bursts of N concurrent slow RPCs, c1_runs each, judged against the
-        physical bound 2 s + (CPU the burst's requests used) / cores."""
+        physical bound 2 s + (CPU the burst's requests used) / cores; then the DB burst."""
         p = self.plan
         say(f"{c.name}: C1 curve ({c.label()})")
-        api, _ = self.start(c)
+        try:
+            api, _ = self.start(c)
+        except measure.Wedged:
+            return
+        n, phase = p.c1_ns[0], "C1 warm-up"
         try:
             time.sleep(1)
             idle = measure.pss_mib(measure.session_procs(api))
             fast_cpu = self.fast_cpu(api)
             # Each worker's first RPC sets up its reply queue and RPC connections: not counted.
-            slow_mix(api.url, self.stack.token, self.stack.cluster_id, p.c1_ns[0], p.fast_interval)
+            mix = slow_mix(api.url, self.stack.token, self.stack.cluster_id, n, p.fast_interval, stall=WEDGE_S)
+            if mix.stalled:
+                raise measure.Wedged(f"no answer for {WEDGE_S:g} s during a burst of {n} slow requests")
             peak = idle
             for n in p.c1_ns:
+                phase = f"C1 N={n}"
                 ratios = []
                 for run in range(p.c1_runs):
                     row = self.burst(c, api, n, run + 1, fast_cpu)
@@ -359,21 +456,34 @@ class Bench:
                     break
             self.results["c1_memory"].append({"contender": c.name, "idle_mib": idle, "peak_mib": peak})
             say(f"{c.name}: PSS idle {idle} MiB, highest after a burst {peak} MiB")
+            phase = "DB burst"
+            self.db_burst(c, api)
+        except measure.Wedged as e:
+            self.wedged(c, api, phase, e.what)
         finally:
-            api.stop()
+            self.stop(c, api)
 
     def fast_cpu(self, api: Api, count: int = 30) -> float:
         """Server CPU seconds of one fast GET, to take the fast GETs out of a burst's CPU."""
         meter = measure.CpuMeter(api).start()
         for _ in range(count):
-            fast_get(api.url, self.stack.token)
+            if fast_get(api.url, self.stack.token, timeout=WEDGE_S).status == 0:
+                raise measure.Wedged(f"a single fast GET got no answer within {WEDGE_S:g} s")
         return meter.stop()[0] / count
 
     def burst(self, c: Contender, api: Api, n: int, run: int, fast_cpu: float) -> dict:
         cores = os.cpu_count() or 1
         meter = measure.CpuMeter(api).start()
         client0 = measure.own_cpu_seconds()
-        mix = slow_mix(api.url, self.stack.token, self.stack.cluster_id, n, self.plan.fast_interval, limit=120)
+        with measure.DbPeak([], sample=False) as db:
+            mix = slow_mix(
+                api.url, self.stack.token, self.stack.cluster_id, n, self.plan.fast_interval, limit=120, stall=WEDGE_S
+            )
+        if mix.stalled:
+            raise measure.Wedged(
+                f"no answer for {WEDGE_S:g} s during a burst of {n} slow requests "
+                f"({len(mix.slow)} slow and {len(mix.fast)} fast answered before)"
+            )
         cpu, busy = meter.stop()
         slow_cpu = max(cpu - len(mix.fast) * fast_cpu, 0.0)
         bound = self.engine.delay + slow_cpu / cores
@@ -393,104 +503,159 @@ class Bench:
             "cores_left": round(cores_left, 2),
             "bound_cores_left_s": round(self.engine.delay + slow_cpu / cores_left, 3),
             "errors": sum(1 for r in mix.slow if r.status != 400) + sum(1 for r in mix.fast if r.status != 200),
+            "timeouts": sum(1 for r in mix.slow + mix.fast if r.status == 0),
             "fast": len(fast),
             "fast_p50_ms": round(measure.percentile(fast, 50), 1),
             "fast_p99_ms": round(measure.percentile(fast, 99), 1),
             "workers_after": measure.worker_count(api) if c.kind == "ours" else c.workers,
+            "max_used_connections": db.max_used,
             "machine_busy": round(busy, 3),
             "loadavg": measure.loadavg(),
         }
         say(
             f"{c.name}: {n} slow ({self.engine.delay:g} s RPC) run {run}: all done in {row['all_done_s']} s, "
             f"bound {row['bound_s']} s ({row['slow_cpu_s']} CPU-s / {cores} cores) = {row['ratio']}x; "
-            f"{row['fast']} fast GETs p99 {row['fast_p99_ms']} ms; {row['errors']} errors; load {row['loadavg']}"
+            f"{row['fast']} fast GETs p99 {row['fast_p99_ms']} ms; {row['errors']} errors; "
+            f"MariaDB max used connections {db.max_used}; load {row['loadavg']}"
         )
         return row
 
-    def c3(self, c: Contender) -> None:
-        """C3: the elastic variant, idle at one worker; bursts of the largest C1 size from
-        idle, and how long until it is back at one worker."""
-        p = self.plan
-        n = max(x for x in p.c1_ns if x <= 64)
-        say(f"{c.name}: C3 elastic ({c.label()})")
-        api, _ = self.start(c)
-        try:
-            fast_cpu = self.fast_cpu(api)
-            slow_mix(api.url, self.stack.token, self.stack.cluster_id, p.c1_ns[0], p.fast_interval)
-            for run in range(p.c1_runs):
-                self.back_to_one(api)
-                time.sleep(1)
-                workers, idle = measure.worker_count(api), measure.pss_mib(measure.session_procs(api))
-                row = self.burst(c, api, n, run + 1, fast_cpu)
-                row |= {"idle_workers": workers, "idle_mib": idle, "back_to_one_s": self.back_to_one(api)}
-                self.results["c3"].append(row)
-                say(
-                    f"{c.name}: from {workers} worker(s), {idle} MiB: {row['workers_after']} workers "
-                    f"after the burst, back to one after {row['back_to_one_s']} s"
-                )
-                if row["back_to_one_s"] is None:
-                    say(
-                        f"{c.name}: still {measure.worker_count(api)} workers {BACK_TO_ONE_S:g} s after: no more bursts"
-                    )
-                    break
-        finally:
-            api.stop()
-
-    def back_to_one(self, api: Api, limit: float = BACK_TO_ONE_S) -> float | None:
-        t0 = time.monotonic()
-        while measure.worker_count(api) > 1:
-            if time.monotonic() - t0 > limit:
-                return None
-            time.sleep(0.2)
-        return round(time.monotonic() - t0, 1)
+    def db_burst(self, c: Contender, api: Api, timeout: float = WEDGE_S) -> None:
+        """`db_burst` concurrent GET /v2/clusters (each reads the DB), all sent at once:
+        MariaDB's Max_used_connections and the contender's own peak of DB connections."""
+        n = self.plan.db_burst
+        with ThreadPoolExecutor(n) as pool, measure.DbPeak(measure.session_procs(api)) as db:
+            t0 = time.monotonic()
+            answers = list(
+                pool.map(lambda _: fast_get(api.url, self.stack.token, "/v2/clusters", timeout=timeout), range(n))
+            )
+            total = time.monotonic() - t0
+        ms = [a.seconds * 1000 for a in answers]
+        row = {
+            "contender": c.name,
+            "requests": n,
+            "errors": sum(1 for a in answers if a.status != 200),
+            "timeouts": sum(1 for a in answers if a.status == 0),
+            "seconds": round(total, 2),
+            "p50_ms": round(measure.percentile(ms, 50), 1),
+            "p99_ms": round(measure.percentile(ms, 99), 1),
+            **db.row(),
+            "loadavg": measure.loadavg(),
+        }
+        self.results["db"].append(row)
+        say(
+            f"{c.name}: {n} concurrent GET /v2/clusters in {row['seconds']} s, {row['errors']} errors; MariaDB "
+            f"Max_used_connections {row['max_used_connections']} (open before: {row['threads_connected_before']}); "
+            f"the contender's own DB connections: {row['own_before']} before, at most {row['own_peak']}"
+        )
+        if row["timeouts"] == n:
+            self.check(c, api, f"none of {n} concurrent GET /v2/clusters answered within {timeout:g} s")
 
     def run(self) -> None:
         p = self.plan
-        self.profile()
-        self.engine = SlowEngine(self.stack.conf, p.slow_delay, self.workdir)
-        try:
-            for c in parse(p.contenders):
-                self.contender(c)
-        finally:
-            self.engine.stop()
+        with self.phase("profile"):
+            self.profile()
+        for pair in p.pairs:
+            with self.phase(f"efficiency {pair}"):
+                self.efficiency(pair)
         say(f"C1: {', '.join(map(str, p.c1_ns))} concurrent slow requests with a {p.c1_delay:g} s RPC")
         self.engine = SlowEngine(self.stack.conf, p.c1_delay, self.workdir)
         try:
             for c in parse(p.c1_contenders):
-                self.c1(c)
-            if p.c3_contender:
-                self.c3(parse(p.c3_contender)[0])
+                with self.phase(f"C1 and DB burst {c.name}"):
+                    self.c1(c)
         finally:
             self.engine.stop()
+        with self.phase(f"C2 and C4 {p.equal_workers}"):
+            self.equal_workers()
+
+
+def wedged(name: str, api: Proc, phase: str, what: str) -> dict:
+    """Record why a contender stopped answering (`ss` of its port, a py-spy dump of every
+    process), then SIGKILL every process and process group it has: TERM may be ignored
+    (upstream's was, its MainThread blocked in keystoneauth1's lock)."""
+    procs = measure.session_procs(api)
+    say(f"{name}: WEDGED in {phase}: {what}; dumping its {len(procs)} processes with py-spy, then SIGKILL")
+    t0 = time.monotonic()
+    port = getattr(api, "port", 0)
+    queue = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=10)
+    dumps = measure.stack_dumps(procs)
+    measure.kill_all(procs)
+    api.stop(signal.SIGKILL, timeout=5)
+    row = {
+        "contender": name,
+        "phase": phase,
+        "what": what,
+        "listen_queue": queue.stdout.strip(),  # ss: State, Recv-Q (waiting), Send-Q (backlog), address
+        "dump_and_kill_s": round(time.monotonic() - t0, 1),
+        "dumps": dumps,
+        "log_tail": api.log_text()[-3000:],
+        "loadavg": measure.loadavg(),
+    }
+    for pid, text in dumps.items():
+        say(f"{name}: pid {pid}:\n{measure.excerpt(text)}")
+    say(f"{name}: killed {row['dump_and_kill_s']} s after it was found wedged; moving on")
+    return row
+
+
+def wait_quiet(limit: float) -> dict:
+    """Wait up to `limit` s for a 1-minute load average below QUIET_LOAD, saying every
+    30 s what the machine is busy with."""
+    t0, said = time.monotonic(), -30.0
+    cpu: dict[int, float] = {}
+    while True:
+        load, waited = measure.loadavg(), time.monotonic() - t0
+        if load < QUIET_LOAD or waited >= limit:
+            return {"quiet": load < QUIET_LOAD, "waited_s": round(waited), "load": load, "limit_s": limit}
+        if waited - said >= 30:
+            now: dict[int, tuple[float, str]] = {}
+            for p in psutil.process_iter(["name", "cpu_times"]):
+                with contextlib.suppress(TypeError):
+                    now[p.pid] = (p.info["cpu_times"].user + p.info["cpu_times"].system, p.info["name"])
+            busiest = sorted(((t - cpu.get(pid, t), name) for pid, (t, name) in now.items()), reverse=True)[:3]
+            top = ", ".join(f"{name} {s:.1f} CPU-s" for s, name in busiest if s > 0.1)
+            say(
+                f"waiting for a quiet machine: load average {load} (want < {QUIET_LOAD:g}, "
+                f"{limit - waited:.0f} s left)" + (f"; busiest over the last 30 s: {top}" if top else "")
+            )
+            said = waited
+            cpu = {pid: t for pid, (t, _) in now.items()}
+        time.sleep(5)
 
 
 def main() -> None:
     quick = os.environ.get("BENCH_QUICK") == "1"
     plan = QUICK if quick else FULL
     if os.environ.get("BENCH_SECONDS"):
-        plan = Plan(**{**asdict(plan), "seconds": float(os.environ["BENCH_SECONDS"])})
-    if os.environ.get("BENCH_CONTENDERS"):
-        names = os.environ["BENCH_CONTENDERS"]
-        plan = Plan(**{**asdict(plan), "contenders": names, "c1_contenders": names})
+        plan = replace(plan, seconds=float(os.environ["BENCH_SECONDS"]))
+    only = os.environ.get("BENCH_CONTENDERS")
+    if only:
+        plan = only_these(plan, parse(only))
     out = Path(os.environ.get("BENCH_OUT") or (ROOT / (".bench/quick" if quick else "docs"))).resolve()
     ours_env = dict(x.split("=", 1) for x in shlex.split(os.environ.get("BENCH_OURS_ENV", "")))
     t0 = time.monotonic()
+    quiet = wait_quiet(float(os.environ.get("BENCH_QUIET_WAIT") or (0 if quick else 600)))
+    say(f"{'quick' if quick else 'full'} run; load average {quiet['load']} after waiting {quiet['waited_s']} s")
     meta = {
         "quick": quick,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "quiet": quiet,
         "loadavg_start": Path("/proc/loadavg").read_text().split()[:3],
         "machine": machine(),
         "versions": versions(),
         "plan": asdict(plan),
+        "only": only,
         "ours_env": ours_env,
+        "defaults_env": [x for x in DEFAULTS.read_text().splitlines() if x.strip() and not x.startswith("#")],
+        "chart": chart_defaults(),
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
         ).stdout.strip(),
     }
-    say(f"{'quick' if quick else 'full'} run, contenders {plan.contenders}; load average {meta['loadavg_start']}")
     try:
         with tempfile.TemporaryDirectory(prefix="sahara-bench-") as tmp:
             bench = Bench(plan, Path(tmp), ours_env)
+            meta["max_connections"] = int(measure.sql("SHOW VARIABLES LIKE 'max_connections'")[0][1])
             bench.run()
     finally:
         subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
@@ -503,6 +668,30 @@ def main() -> None:
     path.write_text(json.dumps(results, indent=1) + "\n")
     report.write(results, out)
     say(f"done in {meta['duration_s']:.0f} s: {out / 'benchmarks.md'}, raw results {path}")
+
+
+def only_these(plan: Plan, cs: list[Contender]) -> Plan:
+    """BENCH_CONTENDERS: these in every phase; efficiency pairs each of ours with the upstream
+    of as many serving processes among them, and runs the others alone."""
+    pairs, paired = [], set()
+    for o in (c for c in cs if c.kind == "ours"):
+        u = next((u for u in cs if u.kind == "upstream" and u.serving == o.serving and u.name not in paired), None)
+        pairs.append(f"{o.name}/{u.name}" if u else o.name)
+        paired |= {u.name} if u else set()
+    pairs += [u.name for u in cs if u.kind == "upstream" and u.name not in paired]
+    names = ",".join(c.name for c in cs)
+    return replace(plan, pairs=tuple(pairs), equal_workers=names, c1_contenders=names)
+
+
+def chart_defaults() -> dict:
+    """The chart's default API pods x workers, engine pods and autoscaling ceiling (DB budget)."""
+    v = yaml.safe_load(CHART_VALUES.read_text())
+    return {
+        "api_replicas": v["api"]["replicas"],
+        "api_workers": v["api"]["workers"],
+        "engine_replicas": v["engine"]["replicas"],
+        "autoscaling_max_replicas": v["autoscaling"]["maxReplicas"],
+    }
 
 
 if __name__ == "__main__":

@@ -16,54 +16,35 @@ VENV_BIN = Path(sys.executable).parent
 PASTE = ROOT / "deploy" / "api-paste.ini"
 
 
-# Our configurations other than deploy/defaults.env's, as `ours-N+variant`.
-VARIANTS = {
-    "old": {"SAHARA_API_THREADS": "8", "SAHARA_API_WRITE_SLOTS": "0"},  # the defaults before issue 15
-    "noslots": {"SAHARA_API_WRITE_SLOTS": "0"},
-    "elastic": {"SAHARA_API_ELASTIC": "1"},  # uWSGI's cheaper subsystem: idles at one worker
-}
-
-
 @dataclass(frozen=True)
 class Contender:
+    """`ours-N`: the launcher and uWSGI with deploy/defaults.env as shipped (plus
+    BENCH_OURS_ENV); `upstream-N`: Sahara's own `sahara-api` with api_workers=N."""
+
     kind: str  # "ours" (launcher + uWSGI) or "upstream" (sahara-api, oslo.service ProcessLauncher)
     workers: int  # SAHARA_API_WORKERS / [DEFAULT] api_workers
-    variant: str = ""  # a key of VARIANTS (ours only)
 
     @property
     def name(self) -> str:
-        return f"{self.kind}-{self.workers}" + (f"+{self.variant}" if self.variant else "")
-
-    @property
-    def env(self) -> dict[str, str]:
-        return VARIANTS.get(self.variant, {})
+        return f"{self.kind}-{self.workers}"
 
     @property
     def serving(self) -> int:
         """Processes that answer requests: upstream's parent serves too."""
         return self.workers + 1 if self.kind == "upstream" else self.workers
 
-    @property
-    def children(self) -> int:
-        """Workers right after start: the elastic variant starts one (cheaper-initial)."""
-        return 1 if self.variant == "elastic" else self.workers
-
     def label(self) -> str:
         what = "uWSGI" if self.kind == "ours" else "sahara-api"
-        label = f"{what}, {self.workers} worker{'s' if self.workers > 1 else ''} ({self.serving} serving)"
-        return label + "".join(f", {k}={v}" for k, v in self.env.items())
+        return f"{what}, {self.workers} worker{'s' if self.workers > 1 else ''} ({self.serving} serving)"
 
 
 def parse(names: str) -> list[Contender]:
     out = []
-    for name in names.split(","):
-        name, _, variant = name.strip().partition("+")
+    for name in filter(None, (x.strip() for x in names.split(","))):
         kind, _, workers = name.rpartition("-")
-        if kind not in ("ours", "upstream") or not workers.isdigit() or (variant and kind != "ours"):
-            raise SystemExit(f"bad contender {name!r}: use ours-N, ours-N+VARIANT or upstream-N")
-        if variant and variant not in VARIANTS:
-            raise SystemExit(f"bad variant {variant!r}: use one of {', '.join(VARIANTS)}")
-        out.append(Contender(kind, int(workers), variant))
+        if kind not in ("ours", "upstream") or not workers.isdigit():
+            raise SystemExit(f"bad contender {name!r}: use ours-N or upstream-N (BENCH_OURS_ENV for other settings)")
+        out.append(Contender(kind, int(workers)))
     return out
 
 
@@ -82,7 +63,6 @@ def launch(c: Contender, sahara_conf: Path, workdir: Path, extra_env: dict[str, 
             "SAHARA_API_DRAIN_FILE": str(workdir / "drain"),
             "SAHARA_RUN_DIR": str(workdir),
             "VIRTUAL_ENV": str(VENV_BIN.parent),
-            **c.env,
             **extra_env,
         }
         argv = [sys.executable, str(ROOT / "sahara_api_launcher.py"), "api"]

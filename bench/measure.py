@@ -1,14 +1,17 @@
 """Measurements taken from outside the servers: wrk runs, CPU and PSS from
-/proc, cold start, and respawn after kill -9 of a worker."""
+/proc, cold start, respawn after kill -9 of a worker, MariaDB's connection
+counters, and what to do with a server that stopped answering."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,17 +28,24 @@ ACCEPT_WAITS = {"43", "288", "232", "281", "7", "271", "23", "270"}  # accept, a
 
 
 def session_procs(leader: Proc) -> list[psutil.Process]:
-    return leader.leftovers()
+    """Every process of a contender: its session, and the leader's descendants that
+    left it (uWSGI runs nginx as a daemon, which calls setsid)."""
+    procs = {p.pid: p for p in leader.leftovers()}
+    with contextlib.suppress(psutil.Error):
+        for p in psutil.Process(leader.pid).children(recursive=True):
+            procs.setdefault(p.pid, p)
+    return list(procs.values())
 
 
-def cpu_seconds(procs: list[psutil.Process]) -> float:
+def tree_cpu_seconds(leader: Proc) -> float:
+    """CPU used so far by a contender's processes, those that exited included: a worker
+    uWSGI recycles (max-requests) or respawns takes its CPU with it, but the parent that
+    reaps it adds it to its own children times."""
     total = 0.0
-    for p in procs:
-        try:
+    for p in session_procs(leader):
+        with contextlib.suppress(psutil.Error):
             t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
+            total += t.user + t.system + t.children_user + t.children_system
     return total
 
 
@@ -76,10 +86,10 @@ def wrk(url: str, token: str, connections: int, seconds: float, close: bool, lea
     argv += ["-H", f"X-Auth-Token: {token}"]
     if close:
         argv += ["-H", "Connection: close"]
-    procs = session_procs(leader)
-    cpu0, (busy0, all0), load0 = cpu_seconds(procs), machine_busy(), loadavg()
-    out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-    cpu1, (busy1, all1) = cpu_seconds(procs), machine_busy()
+    cpu0, (busy0, all0), load0 = tree_cpu_seconds(leader), machine_busy(), loadavg()
+    # wrk stops by itself after -d plus at most --timeout; the margin is for a machine that stalls.
+    out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    cpu1, (busy1, all1) = tree_cpu_seconds(leader), machine_busy()
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
     r = json.loads(line.removeprefix("BENCH_JSON "))
     secs = r["duration_us"] / 1e6
@@ -109,7 +119,7 @@ def listening(port: int, t0: float, proc: Proc, limit: float = 90) -> float:
             return time.monotonic() - t0
         except OSError:
             time.sleep(0.01)
-    raise RuntimeError(f"{proc.name}: nothing listens on {port} after {limit} s")
+    raise Wedged(f"nothing listens on port {port} {limit:g} s after the start")
 
 
 def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) -> float:
@@ -123,7 +133,7 @@ def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) ->
         except requests.RequestException:
             pass
         time.sleep(0.01)
-    raise RuntimeError(f"{proc.name}: no 200 from {url} within {limit} s:\n{proc.log_text()[-3000:]}")
+    raise Wedged(f"no 200 from {url} within {limit:g} s of the start")
 
 
 def wait_children(leader: Proc, count: int, limit: float = 30) -> None:
@@ -280,20 +290,158 @@ def worker_count(leader: Proc) -> int:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds of a process tree between start and stop, counting processes
-    born in between (a worker uWSGI spawns mid-burst) from zero."""
+    """CPU seconds of a process tree between start and stop (tree_cpu_seconds: workers
+    born or gone in between included), and how busy the whole machine was meanwhile."""
 
     leader: Proc
-    before: dict[int, float] | None = None
+    before: float = 0.0
 
     def start(self) -> CpuMeter:
-        self.before = {p.pid: cpu_seconds([p]) for p in session_procs(self.leader)}
-        self.busy0 = machine_busy()
+        self.before, self.busy0 = tree_cpu_seconds(self.leader), machine_busy()
         return self
 
     def stop(self) -> tuple[float, float]:
         """(CPU seconds of the tree, share of the whole machine busy meanwhile)."""
-        assert self.before is not None
-        used = sum(cpu_seconds([p]) - self.before.get(p.pid, 0.0) for p in session_procs(self.leader))
+        used = tree_cpu_seconds(self.leader) - self.before
         (b0, a0), (b1, a1) = self.busy0, machine_busy()
         return used, (b1 - b0) / max(a1 - a0, 1)
+
+
+PY_SPY = Path(sys.executable).with_name("py-spy")
+
+
+class Wedged(Exception):
+    """A contender stopped answering: `what` says where the bench saw it."""
+
+    def __init__(self, what: str, contender: str = "") -> None:
+        super().__init__(what)
+        self.what, self.contender = what, contender
+
+
+def answers(url: str, token: str, tries: int = 2, timeout: float = 10) -> bool:
+    """Does the server still answer an authenticated GET (any status)?"""
+    for _ in range(tries):
+        try:
+            requests.get(url, headers={"X-Auth-Token": token}, timeout=timeout)
+            return True
+        except requests.RequestException:
+            time.sleep(1)
+    return False
+
+
+def stack_dumps(procs: list[psutil.Process], timeout: float = 20) -> dict[str, str]:
+    """`py-spy dump` of each process (pid -> text): where every Python thread is.
+    Not Python (nginx) or gone: py-spy's own error, with the process's state."""
+    out = {}
+    for p in procs:
+        try:
+            head = f"{p.name()} {p.status()} (wchan {Path(f'/proc/{p.pid}/wchan').read_text() or '-'})\n"
+            # A stopped process cannot be suspended: then read it as it is.
+            for extra in ([], ["--nonblocking"]):
+                argv = [str(PY_SPY), "dump", "--pid", str(p.pid), *extra]
+                run = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+                if run.returncode == 0:
+                    break
+            error = (run.stderr or run.stdout).split("Stack backtrace:")[0].strip()
+            text = run.stdout if run.returncode == 0 else f"py-spy: {error}"
+        except (psutil.Error, OSError) as e:
+            head, text = "", f"{e.__class__.__name__}: {e}"
+        except subprocess.TimeoutExpired:
+            text = f"py-spy: no dump within {timeout:g} s"
+        out[str(p.pid)] = head + text
+    return out
+
+
+def kill_all(procs: list[psutil.Process]) -> None:
+    """SIGKILL every process and its process group: a wedged server may ignore TERM."""
+    for p in procs:
+        with contextlib.suppress(psutil.Error, OSError):
+            if p.is_running():  # the same process (psutil checks its start time), not a reused pid
+                os.killpg(os.getpgid(p.pid), signal.SIGKILL)
+                p.kill()
+    psutil.wait_procs(procs, timeout=10)
+
+
+def excerpt(dump: str, lines: int = 6) -> str:
+    """A py-spy dump, short: the first Python thread's innermost frames, then how many threads
+    wait in each innermost frame (a pool blocked on one lock shows as one line)."""
+    threads: list[list[str]] = []
+    head: list[str] = []
+    for line in dump.splitlines():
+        if line.startswith("Thread "):
+            threads.append([line])
+        elif threads and line.strip():
+            threads[-1].append(line.strip())
+        elif not threads and line.strip():
+            head.append(line)
+    if not threads:
+        return "\n".join(head[:lines])
+    first = next((t for t in threads if len(t) > 1), threads[0])  # the first with Python frames
+    out = [first[0], *("    " + x for x in first[1 : lines + 1])]
+    if len(threads) > 1:
+        tops: dict[str, int] = {}
+        for t in threads:
+            top = t[1] if len(t) > 1 else "(no Python frame)"
+            tops[top] = tops.get(top, 0) + 1
+        ranked = sorted(tops.items(), key=lambda kv: -kv[1])[:5]
+        out.append(f"{len(threads)} threads, innermost frame: " + "; ".join(f"{n} x {f}" for f, n in ranked))
+    return "\n".join(out)
+
+
+def sql(query: str) -> list[list[str]]:
+    """A query to the local MariaDB as root (socket auth, as scripts/stack.sh does)."""
+    argv = ["mariadb", "-N", "-B", "-e", query]
+    if os.getuid() != 0:
+        argv.insert(0, "sudo")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=15, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def db_status(name: str) -> int:
+    return int(sql(f"SHOW GLOBAL STATUS LIKE '{name}'")[0][1])
+
+
+def db_connections(procs: list[psutil.Process], port: int = 3306) -> int:
+    """TCP connections the processes hold to MariaDB now."""
+    count = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            conns = p.connections(kind="tcp")
+            count += sum(1 for c in conns if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+    return count
+
+
+class DbPeak:
+    """MariaDB's Max_used_connections over a phase (FLUSH STATUS resets it to the
+    connections open now), and the most connections the contender itself held,
+    sampled every 50 ms (other jobs on the same MariaDB count in the first only)."""
+
+    def __init__(self, procs: list[psutil.Process], sample: bool = True) -> None:
+        self.procs, self.sample = procs, sample
+        self.own_peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> DbPeak:
+        sql("FLUSH STATUS")
+        self.before = db_status("Threads_connected")
+        self.own_before = db_connections(self.procs)
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.sample and not self._stop.wait(0.05):
+            self.own_peak = max(self.own_peak, db_connections(self.procs))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.max_used = db_status("Max_used_connections")
+
+    def row(self) -> dict:
+        return {
+            "threads_connected_before": self.before,
+            "max_used_connections": self.max_used,
+            "own_before": self.own_before,
+            "own_peak": max(self.own_peak, self.own_before),
+        }

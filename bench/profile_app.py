@@ -2,6 +2,7 @@
 sahara_wsgi_entry builds, called in-process under cProfile.
 
     python -m bench.profile_app RUNS TOKEN PATH... -> one JSON line
+                                                    (PATH -> profile, and "db_pool")
 
 The config comes from the environment like the server's (SAHARA_CONFIG_FILES).
 Own CPU time of every function is summed per top-level package, so the
@@ -124,7 +125,33 @@ def main() -> None:
 
     app = sahara_wsgi_entry.build_application()
     gc.freeze()  # as in the uWSGI master
-    print(json.dumps({path: profile(caller(app, token, path), runs) for path in paths}))
+    out: dict = {path: profile(caller(app, token, path), runs) for path in paths}
+    out["db_pool"] = db_pool()
+    print(json.dumps(out))
+
+
+def db_pool() -> dict:
+    """The most DB connections one API process may open: its SQLAlchemy pool as
+    the app configured it ([database] max_pool_size + max_overflow, or whatever
+    the entry sets), and what sahara.conf's [database] says (the engine's, unless
+    the engine runner sets its own). None: no limit."""
+    from oslo_config import cfg
+    from sahara.db.sqlalchemy import api as db_api
+
+    pool = db_api.get_engine().pool
+    size = pool.size() if hasattr(pool, "size") else None
+    overflow = getattr(pool, "_max_overflow", None)
+    db = cfg.CONF.database
+    conf_ceiling = None if not db.max_pool_size or db.max_overflow < 0 else db.max_pool_size + db.max_overflow
+    return {
+        "pool": type(pool).__name__,
+        "pool_size": size,
+        "max_overflow": overflow,
+        "api_ceiling": None if size is None or overflow is None or overflow < 0 else size + overflow,
+        "conf_max_pool_size": db.max_pool_size,
+        "conf_max_overflow": db.max_overflow,
+        "conf_ceiling": conf_ceiling,
+    }
 
 
 if __name__ == "__main__":

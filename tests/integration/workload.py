@@ -6,7 +6,7 @@ fast GETs sent meanwhile."""
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
@@ -26,6 +26,7 @@ class SlowMix:
     total: float  # first slow request sent -> last slow answer
     slow: list[Timed]
     fast: list[Timed]
+    stalled: bool = False  # no answer at all for `stall` s: the requests still out are not waited for
 
 
 def scale_request(url: str, token: str, cluster_id: str, timeout: float = 60) -> requests.Response:
@@ -56,18 +57,51 @@ def fast_get(url: str, token: str, path: str = FAST_PATH, timeout: float = 60) -
     return Timed(time.monotonic() - t0, r.status_code)
 
 
+def fast_get_since(sent: float, url: str, token: str) -> Timed:
+    """A fast GET timed from when it was due: a wait for a free client thread counts too."""
+    r = fast_get(url, token)
+    return Timed(time.monotonic() - sent, r.status)
+
+
 def slow_mix(
-    url: str, token: str, cluster_id: str, slow: int, fast_interval: float = 0.1, limit: float = 60
+    url: str,
+    token: str,
+    cluster_id: str,
+    slow: int,
+    fast_interval: float = 0.1,
+    limit: float = 60,
+    stall: float | None = None,
 ) -> SlowMix:
-    """`slow` concurrent scale requests; a fast GET every `fast_interval` s until they are done."""
-    with ThreadPoolExecutor(slow + 16) as pool:
+    """`slow` concurrent scale requests; a fast GET every `fast_interval` s until they are done.
+    With `stall`, gives up when no request at all has been answered for that long (a wedged
+    server): returns at once with stalled=True, leaving the requests still out to their
+    timeouts (the caller kills the server, which ends them)."""
+    pool = ThreadPoolExecutor(slow + 16)
+    last = [time.monotonic()]
+
+    def answered(_: Future) -> None:
+        last[0] = time.monotonic()
+
+    stalled = False
+    try:
         t0 = time.monotonic()
         pending = [pool.submit(scale, url, token, cluster_id) for _ in range(slow)]
+        for f in pending:
+            f.add_done_callback(answered)
         time.sleep(0.2)  # the slow ones are in flight
-        fast = []
+        fast: list[Future] = []
         while not all(f.done() for f in pending) and time.monotonic() - t0 < limit:
-            fast.append(pool.submit(fast_get, url, token))
+            if stall is not None and time.monotonic() - last[0] > stall:
+                stalled = True
+                break
+            fast.append(pool.submit(fast_get_since, time.monotonic(), url, token))
+            fast[-1].add_done_callback(answered)
             time.sleep(fast_interval)
+        if stalled:
+            done = [f.result() for f in pending if f.done()]
+            return SlowMix(time.monotonic() - t0, done, [f.result() for f in fast if f.done()], stalled=True)
         slow_results = [f.result() for f in pending]
         total = max(t0 + r.seconds for r in slow_results) - t0
         return SlowMix(total, slow_results, [f.result() for f in fast])
+    finally:
+        pool.shutdown(wait=not stalled, cancel_futures=stalled)
