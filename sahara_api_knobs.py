@@ -152,7 +152,7 @@ def check_tls(knobs: dict[str, str]) -> bool:
 def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> None:
     """The numeric knobs of deploy/defaults.env; derives uWSGI's recycling step and body limit."""
     whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
-    whole_number("SAHARA_API_WRITE_SLOTS", knobs["SAHARA_API_WRITE_SLOTS"], 0, 256)
+    whole_number("SAHARA_API_CPU_SLOTS", knobs["SAHARA_API_CPU_SLOTS"], 0, 256)
     if knobs["SAHARA_API_ELASTIC"] not in ("0", "1"):
         raise StartupError(f"SAHARA_API_ELASTIC={knobs['SAHARA_API_ELASTIC']!r}: set 0 (all workers) or 1 (elastic)")
     if knobs["SAHARA_API_ELASTIC"] == "1" and int(workers_given(knobs) or "2") < 2:

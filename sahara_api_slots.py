@@ -1,18 +1,22 @@
-"""Write slots: per worker, at most N write requests on the CPU at once.
+"""CPU slots: per worker, at most N requests running Python at once.
 
-A burst of cluster scale requests (PUTs whose validation waits ~seconds on
-the engine's synchronous RPC) puts dozens of threads of one worker on the
-CPU at the same time, before and after that wait. CPython's GIL hands the
-interpreter round-robin to every runnable thread, so a 3 ms GET then waits
-behind all of them at each of its I/O calls: measured p99 0.4-1.3 s with 64
-such PUTs on 2 workers x 64 threads (docs/tuning.md). With the slots, writes
-(any method but GET, HEAD, OPTIONS) take turns on the CPU, a write gives its
-slot back while it waits on the engine (Sahara's RPCClient.call), and reads
-never take one: they compete with at most N writes. The CPU work is the
-same, so the writes finish as fast; the reads stop waiting behind them.
+CPython runs one thread of a process at a time (the GIL) and hands it
+round-robin to every runnable thread. With dozens of requests in flight in
+one worker, each of their I/O calls (memcached, the DB) sends a request to
+the back of that queue, and the switches themselves cost CPU: measured, 64
+threads per worker cost 15-30 % more CPU per request than one, and a burst
+of slow writes made a 3 ms GET wait 0.4-1.3 s (docs/tuning.md).
 
-A write that waits on something else (Keystone, Nova...) keeps its slot:
-the next write waits at most WAIT_S for it, then runs anyway.
+With one slot (the default) a worker runs one request's Python at a time,
+as Sahara's own launcher does, but a request gives its slot back while it
+waits on another service: the engine (Sahara's synchronous RPC), Keystone,
+Nova, Neutron, Glance, Heat, Swift (keystoneauth, requests). Short waits on
+the DB and the token cache keep the slot, as they would in upstream's one
+process. Requests waiting for a slot queue in order, reads (GET, HEAD,
+OPTIONS) ahead of writes, so a burst of writes cannot hold reads back.
+
+A slot is never waited for more than WAIT_S: a request held up longer
+(a slot holder stuck in a wait not listed here) runs anyway.
 """
 
 from __future__ import annotations
@@ -22,29 +26,42 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
-WAIT_S = 5.0  # longest a write queues for a slot before it runs regardless
+WAIT_S = 5.0  # longest a request queues for a slot before it runs regardless
 
 
-class WriteSlots:
+class CpuSlots:
     def __init__(self, slots: int) -> None:
-        self._free = threading.Semaphore(slots)
+        self._lock = threading.Lock()
+        self._reads = threading.Condition(self._lock)
+        self._writes = threading.Condition(self._lock)
+        self._free = slots
+        self._waiting_reads = 0
         self._held = threading.local()
 
-    def _take(self) -> None:
-        self._held.value = self._free.acquire(timeout=WAIT_S)
+    def _take(self, read: bool) -> None:
+        with self._lock:
+            if read:
+                self._waiting_reads += 1
+                got = self._reads.wait_for(lambda: self._free > 0, WAIT_S)
+                self._waiting_reads -= 1
+            else:
+                got = self._writes.wait_for(lambda: self._free > 0 and not self._waiting_reads, WAIT_S)
+            if got:
+                self._free -= 1
+        self._held.value = got
 
     def _give(self) -> bool:
         held = getattr(self._held, "value", False)
         if held:
             self._held.value = False
-            self._free.release()
+            with self._lock:
+                self._free += 1
+                (self._reads if self._waiting_reads else self._writes).notify()
         return held
 
     def wrap_app(self, app: Callable) -> Callable:
         def gated(environ: dict, start_response: Callable) -> Iterable[bytes]:
-            if environ.get("REQUEST_METHOD") in READS:
-                return app(environ, start_response)
-            self._take()
+            self._take(environ.get("REQUEST_METHOD") in READS)
             try:
                 return app(environ, start_response)
             finally:
@@ -61,15 +78,26 @@ class WriteSlots:
                 return call(*args, **kwargs)
             finally:
                 if held:
-                    self._take()
+                    self._take(read=True)  # back to work already begun: ahead of new writes
 
         return released
 
 
 def install(app: Callable, slots: int) -> Callable:
-    """The app with write slots; Sahara's synchronous RPC releases them."""
+    """The app with CPU slots, given back around every wait on another service."""
+    import keystoneauth1.identity.base
+    import keystoneauth1.session
+    import requests.adapters
     from sahara.utils import rpc
 
-    gate = WriteSlots(slots)
+    gate = CpuSlots(slots)
     rpc.RPCClient.call = gate.wrap_wait(rpc.RPCClient.call)
+    # Every OpenStack API call, keystonemiddleware's token checks included.
+    keystoneauth1.session.Session.request = gate.wrap_wait(keystoneauth1.session.Session.request)
+    # Takes a lock of its own and may fetch a token inside it: give the slot
+    # back first, or a holder waiting for that lock would block its fetcher.
+    base = keystoneauth1.identity.base.BaseIdentityPlugin
+    base.get_access = gate.wrap_wait(base.get_access)
+    # HTTP clients outside keystoneauth (swiftclient).
+    requests.adapters.HTTPAdapter.send = gate.wrap_wait(requests.adapters.HTTPAdapter.send)
     return gate.wrap_app(app)

@@ -129,11 +129,11 @@ if uwsgi is not None:
     try:
         application = build_application()
         warm_up()
-        write_slots = int(settings()["SAHARA_API_WRITE_SLOTS"])
-        if write_slots:
+        cpu_slots = int(settings()["SAHARA_API_CPU_SLOTS"])
+        if cpu_slots:
             import sahara_api_slots
 
-            application = sahara_api_slots.install(application, write_slots)
+            application = sahara_api_slots.install(application, cpu_slots)
         application = with_request_id_in_log(application)
     except Exception as e:  # uWSGI prints the traceback; need-app then stops start-up.
         error = f"the Sahara app failed to load ({type(e).__name__}: {e}): fix what the traceback shows"

@@ -67,7 +67,7 @@ PURE_CHECKS: dict[str, Callable[[Path], object]] = {
     ),
     "api_workers 0": lambda tmp: knobs_module.resolve_workers({}, *conf(tmp, "[DEFAULT]\napi_workers = 0\n")),
     "threads": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_THREADS="0")),
-    "write slots": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_WRITE_SLOTS="-1")),
+    "cpu slots": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_CPU_SLOTS="-1")),
     "elastic": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_ELASTIC="yes")),
     "elastic needs 2 workers": lambda tmp: knobs_module.check_server_knobs(
         knobs(SAHARA_API_ELASTIC="1", SAHARA_API_WORKERS="1")
