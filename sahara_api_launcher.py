@@ -108,7 +108,7 @@ def load_conf(files: list[str]) -> ConfigOpts:
 
 
 # What SAHARA_API_FRONT=nginx needs from Debian; scripts/stack.sh and
-# deploy/Dockerfile install the same list (tests/unit/test_knobs.py checks).
+# deploy/Dockerfile install the same list (tests/unit/test_knob_rules.py checks).
 NGINX_PACKAGES = "nginx libnginx-mod-http-headers-more-filter"
 
 
