@@ -3,9 +3,10 @@
 CPython runs one thread of a process at a time (the GIL) and hands it
 round-robin to every runnable thread. With dozens of requests in flight in
 one worker, each of their I/O calls (memcached, the DB) sends a request to
-the back of that queue, and the switches themselves cost CPU: measured, 64
-threads per worker cost 15-30 % more CPU per request than one, and a burst
-of slow writes made a 3 ms GET wait 0.4-1.3 s (docs/tuning.md).
+the back of that queue, and the switches themselves cost CPU: measured on
+2 x 64 threads, 5-44 % more CPU per request at 4-64 concurrent requests
+than with this slot, and a burst of slow writes made a 3 ms GET wait
+0.4-1.3 s without any slot (docs/tuning.md).
 
 With one slot (the default) a worker runs one request's Python at a time,
 as Sahara's own launcher does, but a request gives its slot back while it
