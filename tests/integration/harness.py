@@ -54,18 +54,23 @@ def deployment_leftovers(sessions: set[int], run_dir: str = "", ports: set[int] 
     `sessions`, and, since uWSGI's daemons (nginx, the metrics exporter) call
     setsid, every session with a process that names `run_dir` in its command
     line (nginx's master, the exporter) or listens on one of `ports` (an
-    nginx worker whose master is gone)."""
-    sessions = set(sessions)
+    nginx worker whose master is gone). Never the caller's own session:
+    deployments start in sessions of their own, and a socket the test itself
+    holds on one of `ports` (a port-taken test) is not a leftover."""
+    sessions, own = set(sessions), os.getsid(0)
     procs = []
     for p in psutil.process_iter():
         try:
             if p.status() == psutil.STATUS_ZOMBIE:
                 continue
-            procs.append((p, os.getsid(p.pid)))
+            sid = os.getsid(p.pid)
+            procs.append((p, sid))
+            if sid == own:
+                continue
             if run_dir and any(run_dir + "/" in arg for arg in p.cmdline()):
-                sessions.add(os.getsid(p.pid))
+                sessions.add(sid)
             elif ports and any(c.laddr.port in ports for c in p.connections("inet") if c.status == psutil.CONN_LISTEN):
-                sessions.add(os.getsid(p.pid))
+                sessions.add(sid)
         except (OSError, psutil.Error):
             pass
     return [p for p, sid in procs if sid in sessions and p.is_running()]
@@ -126,7 +131,8 @@ class Api(Proc):
     def leftovers(self) -> list[psutil.Process]:
         """Every process this API started that is still alive, whatever its session."""
         run_dir = self.environ.get("SAHARA_RUN_DIR", "")
-        ports = {self.port, int(self.environ.get("SAHARA_METRICS_PORT") or 0)} - {0}
+        metrics = self.environ.get("SAHARA_METRICS_PORT", "")
+        ports = {self.port, int(metrics) if metrics.isdigit() else 0} - {0}  # a bad value names no port
         return deployment_leftovers({self.pid}, run_dir.rstrip("/"), ports)
 
     @property
