@@ -45,12 +45,13 @@ import yaml
 
 from bench import measure, report
 from bench.contenders import Contender, launch, parse
-from harness import ROOT, Api, Proc, ensure_project, keystone_session, read_openrc, start
-from workload import fast_get, slow_mix
+from harness import ROOT
+from harness.procs import Api, Proc, start
+from harness.stack import ensure_project, keystone_session, read_openrc
+from harness.workload import fast_get, slow_mix
 
 BENCH_PROJECT = "sahara-bench"  # its own Keystone project: a fixed number of clusters
 VHOST = "sahara-bench"  # its own RabbitMQ vhost (scripts/stack.sh creates it)
-HERE = ROOT / "tests" / "integration"
 CHART_VALUES = ROOT / "deploy" / "helm" / "sahara-api" / "values.yaml"
 DEFAULTS = ROOT / "deploy" / "defaults.env"
 # C4: the end of each phase of our start, as uWSGI logs it (log text -> phase).
@@ -180,9 +181,9 @@ class Stack:
 
     def ensure_clusters(self) -> None:
         """Create clusters until the project has its number again (other test runs may wipe the table)."""
-        argv = [sys.executable, str(HERE / "make_cluster.py"), "--config-file", str(self.conf)]
+        argv = [sys.executable, "-m", "harness.make_cluster", "--config-file", str(self.conf)]
         argv += ["--project-id", self.project_id, "--at-least", str(self.clusters)]
-        out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120, cwd=ROOT)
         self.cluster_id = out.stdout.strip().splitlines()[-1]
 
     def count_clusters(self, api: Api, tries: int = 3) -> int:
@@ -203,7 +204,7 @@ class Stack:
 class SlowEngine:
     def __init__(self, conf: Path, delay: float, workdir: Path) -> None:
         self.delay = delay
-        argv = [sys.executable, str(HERE / "slow_engine.py"), "--config-file", str(conf), "--delay", str(delay)]
+        argv = [sys.executable, "-m", "harness.slow_engine", "--config-file", str(conf), "--delay", str(delay)]
         self.proc: Proc = start("slow-engine", argv, workdir / f"slow-engine-{delay}.log", dict(os.environ))
         deadline = time.monotonic() + 60
         while "slow engine ready" not in self.proc.log_text():

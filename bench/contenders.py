@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import ROOT, Api, free_port, start
+from harness import ROOT
+from harness.procs import Api, free_port, start
 
 VENV_BIN = Path(sys.executable).parent
 PASTE = ROOT / "deploy" / "api-paste.ini"

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import hostile, measure
 from bench.__main__ import Stack
 from bench.contenders import Contender, launch
-from harness import Proc, free_port, start, uwsgi_master
+from harness.procs import Proc, free_port, start, uwsgi_master
 from sahara_api_knobs import FRONTS
 
 LIMIT = 10 * 2**20

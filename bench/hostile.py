@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psutil
 
-from load import Load
-from slowloris import Slowloris, fast_requests
+from harness.load import Load
+from harness.slowloris import Slowloris, fast_requests
 
 HEAD = b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n"
 # The three oversized heads, a 15 KB one (a big token fits), and 700 small headers.

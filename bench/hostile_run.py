@@ -25,7 +25,8 @@ from bench import hostile, measure
 from bench.__main__ import STACK, STACK_ENV, Stack, say
 from bench.contenders import Contender, launch
 from bench.report import table
-from harness import ROOT, Api, uwsgi_master
+from harness import ROOT
+from harness.procs import Api, uwsgi_master
 
 LIMIT_MB = 10  # SAHARA_API_MAX_BODY_MB's default; upstream has no limit of its own
 CONTENDERS = [

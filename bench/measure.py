@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from harness import Proc, uwsgi_master
+from harness.procs import Proc, uwsgi_master
 
 LUA = Path(__file__).with_name("report.lua")
 # A task blocked in one of these waits for a connection (or its accept lock).

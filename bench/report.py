@@ -938,7 +938,7 @@ own time summed per package; same config, token and data): what no server choice
 ## C1: bursts of slow requests
 
 Bursts of N concurrent scale requests (`PUT /v2/clusters/ID`, whose validation makes a synchronous RPC that
-tests/integration/slow_engine.py answers after {plan["c1_delay"]:g} s, then the API answers 400) with a fast
+harness/slow_engine.py answers after {plan["c1_delay"]:g} s, then the API answers 400) with a fast
 `GET /v2/plugins` every {plan["fast_interval"] * 1000:.0f} ms meanwhile; each row is the median of
 {plan["c1_runs"]} bursts with the (min-max) spread, after one unrecorded burst that sets up each worker's
 RPC connections. The bound is physical: {plan["c1_delay"]:g} s plus the CPU the burst's requests used,

@@ -19,7 +19,8 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from harness import ROOT, ensure_project, keystone_session, read_openrc
+from harness import ROOT
+from harness.stack import ensure_project, keystone_session, read_openrc
 from soak import report
 from soak.run import PROJECT, Plan, soak
 

@@ -33,7 +33,8 @@ from saharaclient.api.base import APIException
 from saharaclient.api.client import ClientV2
 
 from bench.measure import percentile, pss_mib
-from harness import REQUEST_LOG, ROOT, Api, free_port, start, uwsgi_master
+from harness import ROOT
+from harness.procs import REQUEST_LOG, Api, free_port, start, uwsgi_master
 
 BIN = Path(sys.executable).parent
 LAUNCHER = ROOT / "sahara_api_launcher.py"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chartlib import CHART, KUBE_VERSION, ROOT, VALUES, find, helm, render
-from harness import ensure_packages
-from troubleshooting import assert_documented
+from harness.chart import CHART, KUBE_VERSION, ROOT, VALUES, find, helm, render
+from harness.stack import ensure_packages
+from harness.troubleshooting import assert_documented
 
 pytestmark = pytest.mark.chart
 VALUES_FILES = sorted(VALUES.glob("*.yaml"))

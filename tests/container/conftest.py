@@ -1,44 +1,20 @@
 """Fixtures of the container tests: the image (built by scripts/image.sh,
-cached), containers that are always removed, and the local stack's fixtures
-from tests/integration/conftest.py (the same stack, a RabbitMQ vhost of this
-run's own so no other engine answers our RPCs)."""
+cached) and containers that are always removed; the stack's fixtures are
+tests/conftest.py's (the same stack, a RabbitMQ vhost of this run's own)."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from containerlib import IMAGE, READ_ONLY, RUN, Container, podman
+from harness.podman import IMAGE, READ_ONLY, RUN, Container, podman
+from harness.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_integration_conftest():  # noqa: ANN202
-    """tests/integration/conftest.py under its own name, so both conftests coexist."""
-    spec = importlib.util.spec_from_file_location("integration_conftest", ROOT / "tests/integration/conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["integration_conftest"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_integration = _load_integration_conftest()
-# The stack and its credentials, exactly as the integration tests get them.
-stack = _integration.stack
-sahara_conf = _integration.sahara_conf  # on a RabbitMQ vhost of this run's own
-openrc = _integration.openrc
-keystone = _integration.keystone
-token = _integration.token
-project_id = _integration.project_id
-slow_engine = _integration.slow_engine
-make_cluster = _integration.make_cluster
-free_port = _integration.free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

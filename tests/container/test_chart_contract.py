@@ -20,9 +20,10 @@ import pytest
 import requests
 import yaml
 
-from chartlib import find, render
-from containerlib import IMAGE, RUN, Container, Load, podman
-from load import UPLOAD_SIGNAL_AT, trickle_put
+from harness.chart import find, render
+from harness.load import UPLOAD_SIGNAL_AT, trickle_put
+from harness.podman import IMAGE, RUN, Container, Load, podman
+from harness.procs import free_port
 
 pytestmark = pytest.mark.chart
 
@@ -51,12 +52,6 @@ def chart_values(sahara_conf: Path, tmp_path: Path) -> Path:
     path = tmp_path / "values.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Kubelet:

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from containerlib import podman
+from harness.podman import podman
 
 ROOT = Path(__file__).resolve().parents[2]
 HADOLINT = ROOT / ".venv" / "bin" / "hadolint"

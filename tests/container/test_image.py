@@ -16,9 +16,9 @@ import psutil
 import pytest
 import requests
 
-from containerlib import Container, Load, podman
-from load import UPLOAD_SIGNAL_AT, trickle_put
-from troubleshooting import assert_documented
+from harness.load import UPLOAD_SIGNAL_AT, trickle_put
+from harness.podman import Container, Load, podman
+from harness.troubleshooting import assert_documented
 
 ROOT = Path(__file__).resolve().parents[2]
 EX_CONFIG = 78

@@ -27,8 +27,10 @@ import psutil
 import pytest
 import yaml
 
-from conftest import ROOT, Api, Prometheus
-from workload import fast_get, scale
+from harness import ROOT
+from harness.procs import Api
+from harness.prometheus import Prometheus
+from harness.workload import fast_get, scale
 
 RULES = ROOT / "deploy" / "prometheus" / "sahara-api-alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "sahara-api-dashboard.json"

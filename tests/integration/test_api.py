@@ -13,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from conftest import Api
+from harness.procs import Api
 
 MARIADB_PORT = 3306
 

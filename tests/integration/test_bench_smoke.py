@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from harness import ROOT
 
 
 @pytest.mark.timeout(420)

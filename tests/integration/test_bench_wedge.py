@@ -11,24 +11,22 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
 from bench import measure
 from bench.__main__ import wedged
-from conftest import Api, free_port, start
-from workload import slow_mix
+from harness.procs import Api, free_port, start
+from harness.workload import slow_mix
 
-HERE = Path(__file__).parent
 STALL = 5.0
 
 
 @pytest.mark.timeout(120)
 def test_wedged_contender_is_dumped_killed_and_skipped(tmp_path) -> None:
     port = free_port()
-    argv = [sys.executable, str(HERE / "wedged_server.py"), str(port)]
+    argv = [sys.executable, "-m", "harness.wedged_server", str(port)]
     server = start("wedged", argv, tmp_path / "wedged.log", dict(os.environ), cls=Api, port=port)
     assert isinstance(server, Api)
     try:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pexpect
 import requests
 
-from conftest import LAUNCHER, PYTHON, ROOT, free_port
+from harness import ROOT
+from harness.deploy import LAUNCHER, PYTHON
+from harness.procs import free_port
 
 EX_CONFIG = 78
 # A paste filter written by the test: breakpoint() in a request path, and a

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from load import Load
-from tcp_proxy import TcpProxy
-from workload import scale_request
+from harness.load import Load
+from harness.tcp_proxy import TcpProxy
+from harness.workload import scale_request
 
 RPC_TIMEOUT = 5
 RABBITMQ_PORT = 5672

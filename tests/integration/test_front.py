@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from bench import hostile
-from conftest import Api
+from harness.procs import Api
 
 LIMIT = 10 * 2**20  # SAHARA_API_MAX_BODY_MB's default
 

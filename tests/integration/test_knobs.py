@@ -31,10 +31,12 @@ import urllib3
 import yaml
 from test_make_run_stop import kill_make_run, start_make_run
 
-from chartlib import CHART, find, helm, render
-from conftest import IMAGE, PODMAN_RUN, QUIET, ContainerApi, free_port, start
+from harness.chart import CHART, find, helm, render
+from harness.deploy import QUIET, ContainerApi
+from harness.podman import IMAGE, RUN
+from harness.procs import free_port, start
+from harness.troubleshooting import assert_documented
 from sahara_api_knobs import defaults
-from troubleshooting import assert_documented
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # self-signed, on purpose
 MIB = 1024 * 1024
@@ -282,7 +284,7 @@ def run_container(tmp_path: Path, shared: Path) -> Iterator[Callable[..., Contai
 
     def _run(knobs: dict[str, str]) -> ContainerApi:
         name = f"sahara-knobs-{uuid.uuid4().hex[:6]}"
-        argv = [*PODMAN_RUN, "--name", name, "--read-only", "--tmpfs", "/tmp:rw,mode=1777", "-v", f"{shared}:{shared}"]
+        argv = [*RUN, "--name", name, "--read-only", "--tmpfs", "/tmp:rw,mode=1777", "-v", f"{shared}:{shared}"]
         argv += [a for k, v in knobs.items() for a in ("-e", f"{k}={v}")]
         log = tmp_path / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}

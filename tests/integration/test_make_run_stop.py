@@ -28,10 +28,10 @@ import psutil
 import pytest
 import requests
 
-from conftest import ROOT, free_port
-from harness import deployment_leftovers, uwsgi_master
-from load import UPLOAD_SIGNAL_AT, Load, trickle_put
-from troubleshooting import assert_documented
+from harness import ROOT
+from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
+from harness.procs import deployment_leftovers, free_port, uwsgi_master
+from harness.troubleshooting import assert_documented
 
 # A request started this long before the signal was accepted (test_supervision.py).
 ACCEPTED = 0.05

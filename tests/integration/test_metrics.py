@@ -19,9 +19,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, Api, free_port, start
+from harness import ROOT
+from harness.procs import Api, free_port, start
+from harness.workload import fast_get, scale_request
 from sahara_api_knobs import settings
-from workload import fast_get, scale_request
 
 Samples = dict[str, dict[str, float]]  # metric sample name -> worker_id ("" if none) -> value
 

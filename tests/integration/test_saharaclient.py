@@ -11,7 +11,7 @@ from keystoneauth1 import session as ks_session
 from oslo_config import cfg
 from saharaclient.api.client import ClientV2
 
-from conftest import Api
+from harness.procs import Api
 
 
 @pytest.fixture

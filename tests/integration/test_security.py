@@ -20,11 +20,12 @@ import psutil
 import pytest
 import requests
 
-from conftest import LAUNCHER, PYTHON, ROOT, Api
-from slowloris import fast_requests, measure
-from workload import scale_request
+from harness import ROOT
+from harness.deploy import LAUNCHER, PYTHON
+from harness.procs import Api
+from harness.slowloris import fast_requests, measure
+from harness.workload import scale_request
 
-HERE = Path(__file__).resolve().parent
 DEV_SECRET = "dev-secret"  # every password of the dev stack (etc/sahara/sahara.conf)
 
 
@@ -64,7 +65,7 @@ def assert_workers_healthy(api: Api, workers: set[int]) -> None:
 def api_routes(sahara_conf: Path) -> list[tuple[str, str]]:
     env = {**os.environ, "SAHARA_CONFIG_FILES": str(sahara_conf), "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [PYTHON, str(HERE / "api_routes.py")], env=env, capture_output=True, text=True, timeout=120, check=True
+        [PYTHON, "-m", "harness.api_routes"], env=env, capture_output=True, text=True, timeout=120, check=True, cwd=ROOT
     )
     return [tuple(r) for r in json.loads(out.stdout)]
 

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from slow_engine import ENGINE_ANSWER
-from workload import fast_get, slow_mix
+from harness.slow_engine import ENGINE_ANSWER
+from harness.workload import fast_get, slow_mix
 
 DELAY = 2.0
 SLOW = 4  # concurrent scale requests

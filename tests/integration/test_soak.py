@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness import ensure_project, keystone_session
+from harness.stack import ensure_project, keystone_session
 from soak import report
 from soak.run import PROJECT, Plan, soak
 

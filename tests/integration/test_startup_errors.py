@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from troubleshooting import assert_documented
+from harness.troubleshooting import assert_documented
 
 EX_UNAVAILABLE, EX_CONFIG = 69, 78
 

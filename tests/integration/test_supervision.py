@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import Api
-from load import Load
-from slow_engine import ENGINE_ANSWER
-from workload import scale_request
+from harness.load import Load
+from harness.procs import Api
+from harness.slow_engine import ENGINE_ANSWER
+from harness.workload import scale_request
 
 DELAY = 2.0
 # A request started this long before a signal was accepted by a worker

@@ -17,11 +17,12 @@ import psutil
 import pytest
 import requests
 
-from conftest import LAUNCHER, PYTHON, ROOT, Api, free_port, start
-from harness import uwsgi_master
-from load import UPLOAD_SIGNAL_AT, Load, trickle_put
-from troubleshooting import assert_documented
-from workload import scale_request
+from harness import ROOT
+from harness.deploy import LAUNCHER, PYTHON
+from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
+from harness.procs import Api, free_port, start, uwsgi_master
+from harness.troubleshooting import assert_documented
+from harness.workload import scale_request
 
 CONF = ROOT / "deploy" / "supervisord.conf"
 BIN = Path(PYTHON).parent

@@ -10,8 +10,8 @@ import time
 import pytest
 import requests
 
-from conftest import Api
-from troubleshooting import assert_documented
+from harness.procs import Api
+from harness.troubleshooting import assert_documented
 
 # uWSGI never lets a worker be recycled younger than this (min-worker-lifetime).
 MIN_LIFETIME = 10

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import ROOT, ensure_packages
+from harness import ROOT
+from harness.stack import ensure_packages
 
 RULES = ROOT / "deploy" / "prometheus" / "sahara-api-alerts.yml"
 UNIT_TESTS = Path(__file__).resolve().parent / "sahara-api-alerts.test.yml"

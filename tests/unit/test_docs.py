@@ -15,9 +15,9 @@ import yaml
 
 import sahara_api_knobs as knobs_module
 import sahara_api_launcher as launcher
+from harness.troubleshooting import assert_documented
 from sahara_api_knobs import HERE as ROOT
 from sahara_api_knobs import StartupError, config_files, settings
-from troubleshooting import assert_documented
 
 REFERENCE = (ROOT / "docs" / "configuration.md").read_text()
 MAKEFILE = (ROOT / "Makefile").read_text()

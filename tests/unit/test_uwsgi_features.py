@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import sahara_api_launcher as launcher
+from harness.troubleshooting import assert_documented
 from sahara_api_knobs import EX_CONFIG
-from troubleshooting import assert_documented
 
 
 def fake_venv(tmp_path: Path, uwsgi_help: str) -> Path:

@@ -1,11 +1,10 @@
-"""Process and stack helpers shared by the integration tests (conftest.py)
-and the benchmark (bench/): every process runs in its own session and
-process group, and `Proc.stop` kills the whole group, whatever happened."""
+"""Processes a test or a benchmark starts: each in its own session and
+process group, and `Proc.stop` kills the whole group, whatever happened;
+`deployment_leftovers` finds what a deployment left, in any session."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -17,10 +16,9 @@ from pathlib import Path
 
 import psutil
 import requests
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness import ROOT
+
 # One line per request, as deploy/uwsgi.ini's log-format writes it.
 REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
 
@@ -178,128 +176,3 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str], cls: type[
     popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT)
     out.close()
     return cls(name=name, popen=popen, log=log, **extra)
-
-
-def ensure_packages(*names: str) -> None:
-    """Install the Debian packages that are missing, as scripts/stack.sh does:
-    dpkg-query first, apt-get only for what it does not find."""
-    installed = "install ok installed"
-    query = ["dpkg-query", "-W", "-f=${Status}"]
-    missing = [n for n in names if subprocess.run([*query, n], capture_output=True, text=True).stdout != installed]
-    if not missing:
-        return
-    apt = [*([] if os.geteuid() == 0 else ["sudo"]), "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q"]
-    subprocess.run([*apt, "update"], check=True, capture_output=True, timeout=600)
-    subprocess.run(
-        [*apt, "install", "-y", "--no-install-recommends", *missing], check=True, capture_output=True, timeout=900
-    )
-
-
-@dataclass
-class Prometheus(Proc):
-    """Debian's Prometheus on loopback, scraping the `sahara-api` job's
-    targets from a file_sd file that `scrape()` rewrites (seen within ~5 s)."""
-
-    port: int = 0
-    sd_file: Path = Path()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def scrape(self, *exporters: str) -> None:
-        """Scrape exactly these host:port exporters from now on."""
-        tmp = self.sd_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps([{"targets": list(exporters)}]))
-        tmp.rename(self.sd_file)  # atomic: Prometheus never reads half a file
-
-    def api(self, path: str, **params: str) -> dict:
-        r = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
-        r.raise_for_status()
-        return r.json()["data"]
-
-    def query(self, promql: str) -> list[dict]:
-        return self.api("query", query=promql)["result"]
-
-    def alerts(self) -> dict[str, str]:
-        """Alert name -> `pending` or `firing` (firing if any of its series fires)."""
-        states: dict[str, str] = {}
-        for a in self.api("alerts")["alerts"]:
-            name = a["labels"]["alertname"]
-            states[name] = "firing" if "firing" in (a["state"], states.get(name)) else a["state"]
-        return states
-
-    def wait(self, promql: str, timeout: float = 30) -> list[dict]:
-        """The query's result once it is not empty."""
-        deadline = time.monotonic() + timeout
-        while not (result := self.query(promql)):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{promql} stayed empty for {timeout} s")
-            time.sleep(0.2)
-        return result
-
-
-def start_prometheus(
-    workdir: Path, rule_files: list[Path] = (), interval: float = 1, targets: tuple[str, ...] = ()
-) -> Prometheus:
-    """A Prometheus of its own: loopback, a free port, its data in workdir,
-    scrapes and rule evaluations every `interval` seconds (15 s/1 m in production)."""
-    ensure_packages("prometheus")  # brings promtool too
-    workdir.mkdir(parents=True, exist_ok=True)
-    port, sd_file = free_port(), workdir / "targets.json"
-    every = f"{int(interval * 1000)}ms"
-    config = {
-        "global": {"scrape_interval": every, "evaluation_interval": every, "scrape_timeout": every},
-        "rule_files": [str(f) for f in rule_files],
-        "scrape_configs": [{"job_name": "sahara-api", "file_sd_configs": [{"files": [str(sd_file)]}]}],
-    }
-    (workdir / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
-    argv = ["prometheus", f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}"]
-    argv += [f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
-    sd_file.write_text(json.dumps([{"targets": list(targets)}]))
-    prom = start("prometheus", argv, workdir / "prometheus.log", dict(os.environ), cls=Prometheus, port=port)
-    prom.sd_file = sd_file
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{prom.url}/-/ready", timeout=2).status_code == 200:
-                return prom
-        except requests.RequestException:
-            pass
-        if prom.popen.poll() is not None or time.monotonic() > deadline:
-            prom.stop()
-            raise RuntimeError(f"Prometheus did not start:\n{prom.log_text()[-3000:]}")
-        time.sleep(0.1)
-
-
-def read_openrc(path: Path = ROOT / "openrc") -> dict[str, str]:
-    """The OS_* variables scripts/stack.sh wrote for the dev stack's admin."""
-    return dict(re.findall(r"^export (\w+)=(.*)$", path.read_text(), re.M))
-
-
-def keystone_session(openrc: dict[str, str], project_name: str | None = None) -> ks_session.Session:
-    """A session as the openrc user, scoped to its project or to `project_name`."""
-    auth = v3.Password(
-        auth_url=openrc["OS_AUTH_URL"],
-        username=openrc["OS_USERNAME"],
-        password=openrc["OS_PASSWORD"],
-        project_name=project_name or openrc["OS_PROJECT_NAME"],
-        user_domain_name=openrc["OS_USER_DOMAIN_NAME"],
-        project_domain_name=openrc["OS_PROJECT_DOMAIN_NAME"],
-    )
-    return ks_session.Session(auth=auth)
-
-
-def ensure_project(openrc: dict[str, str], name: str, description: str) -> str:
-    """A Keystone project of `name` (made if missing), with the openrc user as its admin."""
-    admin = keystone_session(openrc)
-    base = openrc["OS_AUTH_URL"].rstrip("/")
-    found = admin.get(f"{base}/projects", params={"name": name}).json()["projects"]
-    if found:
-        project_id = found[0]["id"]
-    else:
-        body = {"project": {"name": name, "domain_id": "default", "description": description}}
-        project_id = admin.post(f"{base}/projects", json=body).json()["project"]["id"]
-    role_id = admin.get(f"{base}/roles", params={"name": "admin"}).json()["roles"][0]["id"]
-    admin.put(f"{base}/projects/{project_id}/users/{admin.get_user_id()}/roles/{role_id}")
-    return project_id

@@ -2,7 +2,7 @@
 a request's headers one byte at a time and never finishes them (slowloris),
 while a fast client measures how long ordinary requests take meanwhile.
 
-    python tests/integration/slowloris.py PORT [CONNECTIONS] [SECONDS]
+    python -m harness.slowloris PORT [CONNECTIONS] [SECONDS]
 
 prints the fast requests' figures (the numbers in docs/security.md)."""
 

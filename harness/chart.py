@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness import ROOT
+
 CHART = ROOT / "deploy" / "helm" / "sahara-api"
 HELM = ROOT / ".venv" / "bin" / "helm"
-VALUES = Path(__file__).resolve().parent / "values"
+VALUES = ROOT / "tests" / "chart" / "values"
 # helm 3.9's default is 1.24; the chart needs >= 1.23 and is validated at 1.28.
 KUBE_VERSION = "1.28.0"
 

@@ -3,7 +3,7 @@ the Flask app that Sahara's own router (RouterV2: the v1.0, v1.1 and v2
 blueprints) builds when sahara_wsgi_entry loads our paste pipeline, with
 path variables filled with a dummy value.
 
-    SAHARA_CONFIG_FILES=... python tests/integration/api_routes.py
+    SAHARA_CONFIG_FILES=... python -m harness.api_routes
 """
 
 from __future__ import annotations
