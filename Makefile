@@ -16,6 +16,9 @@ HELM := .venv/bin/helm
 CHART := deploy/helm/sahara-api
 # pytest arguments, e.g. make test PYTEST_ARGS='-k slow'
 PYTEST_ARGS ?=
+# Test processes side by side (pytest-xdist): most of a test is waiting on the
+# services it started, so 3 keep 2 cores busy. TEST_JOBS=0: one process, in order.
+TEST_JOBS ?= 3
 # Run the mode matrix in these modes only, e.g. make test MODE=debug
 MODE ?=
 export SAHARA_TEST_MODES := $(MODE)
@@ -38,7 +41,7 @@ test: install $(HELM) ## Unit, integration, chart and container tests against th
 	@# Build first, outside pytest's per-test timeout (cold: ~4 min with the base);
 	@# if podman cannot work here, tests/container says why and skips.
 	scripts/image.sh || echo "[image] build failed: tests/container reports why"
-	$(PYTEST) tests $(PYTEST_ARGS)
+	$(PYTEST) tests -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 fresh-check: ## A new user on a fresh Debian 12, in a clean container: README set-up, make run, TERM; step times (~6 min)
 	scripts/fresh-check.sh

@@ -4,13 +4,19 @@ The jobs themselves live in the harness package (docs/harness.md)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
+import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from keystoneauth1 import session as ks_session
 
@@ -24,12 +30,56 @@ STACK = ROOT / "scripts" / "stack.sh"
 STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
 
 
+# With `-n N` (pytest-xdist, make test) N worker processes run the tests; the
+# stack is brought up once, by the first worker that needs it, and down once,
+# by the process that started the workers (or the only one, without -n).
+SHARED = "SAHARA_TESTS_SHARED_DIR"  # a directory the run's processes share
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller, or a run without -n
+        os.environ[SHARED] = tempfile.mkdtemp(prefix="sahara-tests-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        for pgid_file in Path(os.environ[SHARED]).glob("*.pgid"):  # a background job (NAME.rc when done)
+            if not pgid_file.with_suffix(".rc").exists():
+                stop_group(int(pgid_file.read_text()))
+        if (Path(os.environ[SHARED]) / "stack.up").exists():
+            subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
+        shutil.rmtree(os.environ[SHARED], ignore_errors=True)
+
+
+def group_of(p: psutil.Process) -> int:
+    """The process group of a live process (0 for a zombie or one gone)."""
+    try:
+        return 0 if p.status() == psutil.STATUS_ZOMBIE else os.getpgid(p.pid)
+    except (OSError, psutil.Error):
+        return 0
+
+
+def stop_group(pgid: int, timeout: float = 60) -> None:
+    """TERM a process group, then wait until it is gone (KILL after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+        while any(group_of(p) == pgid for p in psutil.process_iter()):
+            if time.monotonic() > deadline:
+                os.killpg(pgid, signal.SIGKILL)
+                return
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
-def stack() -> Iterator[None]:
-    """The local stack, brought up by the same script as `make run`."""
-    subprocess.run([str(STACK), "up"], env=STACK_ENV, check=True, timeout=1200)
-    yield
-    subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
+def stack() -> None:
+    """The local stack, brought up by the same script as `make run`, once per run."""
+    shared = Path(os.environ[SHARED])
+    with (shared / "stack.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait for the first one's `up`
+        if not (shared / "stack.up").exists():
+            subprocess.run([str(STACK), "up"], env=STACK_ENV, check=True, timeout=1200)
+            (shared / "stack.up").touch()
 
 
 @pytest.fixture(scope="session")

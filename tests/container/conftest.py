@@ -4,6 +4,8 @@ tests/conftest.py's (the same stack, a RabbitMQ vhost of this run's own)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +28,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def image() -> str:
     """The image built from this checkout (scripts/image.sh: cached layers, ~10 s when warm)."""
-    build = subprocess.run([str(ROOT / "scripts" / "image.sh")], capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    # One build at a time when several pytest workers (-n) reach this at once.
+    with (Path(os.environ["SAHARA_TESTS_SHARED_DIR"]) / "image.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        argv = [str(ROOT / "scripts" / "image.sh")]
+        build = subprocess.run(argv, capture_output=True, text=True, timeout=1800, cwd=ROOT)
     if build.returncode != 0:
         info = podman("info", timeout=60) if _have_podman() else None
         if info is None or info.returncode != 0:

@@ -2,44 +2,45 @@
 soon as collection ends, niced, so its ~6 minutes in a clean container
 overlap the other tests instead of adding to them (on 2 cores they keep the
 CPU they need; the check takes what is left), and its test runs last, to
-collect the result. A run interrupted early still removes its container."""
+collect the result. With `-n N` every worker collects: the first one starts
+the check, in the run's shared directory (tests/conftest.py), whose end
+stops it (TERM: the script then removes its container) if it still runs."""
 
 from __future__ import annotations
 
+import fcntl
 import os
-import signal
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE.parents[1] / "scripts" / "fresh-check.sh"
-RUN = pytest.StashKey[tuple[subprocess.Popen, Path]]()
+
+
+def shared() -> Path:
+    return Path(os.environ["SAHARA_TESTS_SHARED_DIR"])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     ours = [item for item in items if Path(item.fspath).parent == HERE]
-    if not ours or RUN in config.stash:
+    if not ours:
         return
     items[:] = [item for item in items if item not in ours] + ours
-    log = Path(tempfile.mkstemp(prefix="fresh-check-", suffix=".log")[1])
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            ["nice", "-n", "10", str(SCRIPT)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    config.stash[RUN] = (proc, log)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """TERM (the script then removes its container) if the session ends first."""
-    proc, _ = config.stash.get(RUN, (None, None))
-    if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
+    with (shared() / "fresh-check.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (shared() / "fresh-check.pgid").exists():
+            return
+        with (shared() / "fresh-check.log").open("w") as out:
+            # The exit status goes to a file: the worker that runs the test may not be this one.
+            wrapped = 'nice -n 10 "$0"; echo $? >"$1"'
+            argv = ["bash", "-c", wrapped, str(SCRIPT), str(shared() / "fresh-check.rc")]
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        (shared() / "fresh-check.pgid").write_text(str(proc.pid))
 
 
 @pytest.fixture
-def fresh_check(request: pytest.FixtureRequest) -> tuple[subprocess.Popen, Path]:
-    return request.config.stash[RUN]
+def fresh_check() -> tuple[Path, Path]:
+    """(rc file, log) of the check this run started."""
+    return shared() / "fresh-check.rc", shared() / "fresh-check.log"
