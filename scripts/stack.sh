@@ -126,13 +126,9 @@ start_rabbitmq() {
     if ! $SUDO rabbitmqctl -q list_users | grep -q '^sahara\b'; then
         $SUDO rabbitmqctl -q add_user sahara "$DEV_PASSWORD" >/dev/null
     fi
-    # `make bench` has a vhost of its own: a `make run` engine never answers
-    # its RPCs (each test run makes its own: `vhost add`).
-    local vhost
-    for vhost in / sahara-bench; do
-        $SUDO rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || true
-        $SUDO rabbitmqctl -q set_permissions -p "$vhost" sahara '.*' '.*' '.*' >/dev/null
-    done
+    # `make run`'s vhost; each test, bench and soak run makes its own (`vhost add`),
+    # so a `make run` engine never answers their RPCs.
+    $SUDO rabbitmqctl -q set_permissions -p / sahara '.*' '.*' '.*' >/dev/null
 }
 
 start_memcached() {

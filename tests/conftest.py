@@ -4,48 +4,35 @@ The jobs themselves live in the harness package (docs/harness.md)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from keystoneauth1 import session as ks_session
 
-from harness import ROOT
-from harness.deploy import PYTHON
-from harness.procs import Proc, start
-from harness.stack import keystone_session, read_openrc
-
-STACK = ROOT / "scripts" / "stack.sh"
-# The tests stop only what they started, not what a `make run` started.
-STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
+from harness.make_cluster import delete_clusters, make_clusters
+from harness.procs import Proc
+from harness.slow_engine import start_slow_engine
+from harness.stack import Stack, keystone_session, read_openrc
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[None]:
-    """The local stack, brought up by the same script as `make run`."""
-    subprocess.run([str(STACK), "up"], env=STACK_ENV, check=True, timeout=1200)
-    yield
-    subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
+def stack() -> Iterator[Stack]:
+    """The local stack, brought up by the same script as `make run`; the tests
+    stop only what they started, not what a `make run` started."""
+    with Stack("tests").running() as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")
-def sahara_conf(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def sahara_conf(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The dev config on a RabbitMQ vhost of this test run's own."""
-    vhost = f"sahara-test-{uuid.uuid4().hex[:8]}"
-    subprocess.run([str(STACK), "vhost", "add", vhost], env=STACK_ENV, check=True, timeout=120)
-    text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
-    path = tmp_path_factory.mktemp("etc") / "sahara.conf"
-    path.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{vhost}"))
-    yield path
-    subprocess.run([str(STACK), "vhost", "del", vhost], env=STACK_ENV, check=False, timeout=120)
+    with stack.vhost("sahara-test", tmp_path_factory.mktemp("etc")) as conf:
+        yield conf
 
 
 @pytest.fixture(scope="session")
-def openrc(stack: None) -> dict[str, str]:
+def openrc(stack: Stack) -> dict[str, str]:
     return read_openrc()
 
 
@@ -70,23 +57,8 @@ def slow_engine(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[[float],
     started: list[Proc] = []
 
     def _start(delay: float) -> Proc:
-        argv = [
-            PYTHON,
-            "-m",
-            "harness.slow_engine",
-            "--config-file",
-            str(sahara_conf),
-            "--delay",
-            str(delay),
-        ]
-        proc = start("slow-engine", argv, tmp_path / "slow-engine.log", dict(os.environ))
-        started.append(proc)
-        deadline = time.monotonic() + 30
-        while "slow engine ready" not in proc.log_text():
-            if proc.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"slow engine did not start:\n{proc.log_text()}")
-            time.sleep(0.1)
-        return proc
+        started.append(start_slow_engine(sahara_conf, delay, tmp_path / "slow-engine.log"))
+        return started[-1]
 
     yield _start
     for proc in started:
@@ -97,22 +69,12 @@ def slow_engine(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[[float],
 def make_cluster(sahara_conf: Path, project_id: str) -> Iterator[Callable[[], str]]:
     """A cluster row (Active, fake plugin) created through Sahara's conductor,
     destroyed the same way after the test."""
-    base = [
-        PYTHON,
-        "-m",
-        "harness.make_cluster",
-        "--config-file",
-        str(sahara_conf),
-        "--project-id",
-        project_id,
-    ]
     made: list[str] = []
 
     def _make() -> str:
-        out = subprocess.run(base, check=True, capture_output=True, text=True, timeout=60, cwd=ROOT)
-        made.append(out.stdout.strip().splitlines()[-1])
+        made.append(make_clusters(sahara_conf, project_id))
         return made[-1]
 
     yield _make
     if made:
-        subprocess.run([*base, "--delete", *made], check=True, capture_output=True, timeout=60, cwd=ROOT)
+        delete_clusters(sahara_conf, project_id, made)
