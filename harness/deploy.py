@@ -16,10 +16,13 @@ import psutil
 
 from harness import ROOT
 from harness.podman import IMAGE, RUN
-from harness.procs import Api, start
+from harness.procs import Api, Proc, free_port, start
 
 PYTHON = sys.executable  # the .venv's python: the launcher execs its siblings
+BIN = Path(PYTHON).parent
 LAUNCHER = ROOT / "sahara_api_launcher.py"
+PASTE = ROOT / "deploy" / "api-paste.ini"
+SUPERVISORD_CONF = ROOT / "deploy" / "supervisord.conf"
 # Launcher modes that serve the API over HTTP.
 SERVING_MODES = ("api", "debug", "all-in-one", "container")
 
@@ -34,6 +37,75 @@ MODES: dict[str, dict[str, str | int]] = {
     "supervisord": {"mode": "all-in-one", "SAHARA_API_WORKERS": 2},
     "container": {"mode": "container", "SAHARA_API_WORKERS": 2},
 }
+
+
+def ours_env(conf: Path | str, workdir: Path, **knobs: str | int) -> dict[str, str]:
+    """The environment our launcher runs with: this one without its SAHARA_* and
+    UWSGI_* variables (uWSGI reads UWSGI_<OPTION> too), the config files, free
+    ports for the API and the metrics exporter, the drain file and run dir in
+    workdir, the venv; then `knobs` (SAHARA_CONFIG_FILES may be a colon list)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "UWSGI_"))}
+    return {
+        **env,
+        "SAHARA_CONFIG_FILES": str(conf),
+        "SAHARA_API_PORT": str(free_port()),
+        "SAHARA_METRICS_PORT": str(free_port()),
+        "SAHARA_API_DRAIN_FILE": str(workdir / "drain"),
+        "SAHARA_RUN_DIR": str(workdir),
+        "VIRTUAL_ENV": str(BIN.parent),
+        **{k: str(v) for k, v in knobs.items()},
+    }
+
+
+def start_ours(mode: str, env: dict[str, str], workdir: Path, name: str, cls: type[Api] = Api) -> Proc:
+    """`sahara_api_launcher.py mode` with env (ours_env), its output in workdir/name.log:
+    an Api (or `cls`) for the modes that serve, the image under podman for
+    `container` (NoImage if it is not built), a plain Proc for the others."""
+    log = workdir / f"{name}.log"
+    if mode == "container":
+        return start_container(name, env, log, workdir)
+    argv = [PYTHON, str(LAUNCHER), mode]
+    if mode not in SERVING_MODES:
+        return start(name, argv, log, env)
+    port = int(env["SAHARA_API_PORT"]) if env["SAHARA_API_PORT"].isdigit() else 0  # a bad-value test's port
+    return start(name, argv, log, env, cls=cls, port=port, environ=env)
+
+
+def start_upstream(conf: Path, workers: int, workdir: Path, name: str) -> Api:
+    """Sahara's own `sahara-api` launcher (oslo.service ProcessLauncher: the parent
+    serves too) with api_workers=workers on a free port, on our paste pipeline."""
+    port = free_port()
+    extra = workdir / f"{name}.conf"
+    extra.write_text(
+        f"[DEFAULT]\nhost = 127.0.0.1\nport = {port}\napi_workers = {workers}\n"
+        "# Same pipeline as ours: /healthcheck outside auth, keystonemiddleware + memcached.\n"
+        f"api_paste_config = {PASTE}\n"
+        f"[healthcheck]\ndisable_by_file_path = {workdir / 'drain'}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "UWSGI_"))}
+    argv = [str(BIN / "sahara-api"), "--config-file", str(conf), "--config-file", str(extra)]
+    return start(name, argv, workdir / f"{name}.log", env, cls=Api, port=port, environ=env)
+
+
+class AllInOne(Api):
+    """`sahara_api_launcher.py all-in-one`: supervisord running the uWSGI API and
+    sahara-engine (deploy/supervisord.conf), as `make run` runs them."""
+
+    def ctl(self, *args: str) -> str:
+        argv = [str(BIN / "supervisorctl"), "-c", str(SUPERVISORD_CONF), *args]
+        return subprocess.run(argv, env=self.environ, capture_output=True, text=True, timeout=30).stdout
+
+    def states(self) -> dict[str, str]:
+        """{program: state} as `supervisorctl status` lists them."""
+        return {w[0]: w[1] for w in map(str.split, self.ctl("status").splitlines()) if len(w) > 1}
+
+    def program_pid(self, name: str) -> int:
+        """The pid of a RUNNING program (never 0: a test signals it)."""
+        for line in self.ctl("status", name).splitlines():
+            words = line.split()
+            if words[:2] == [name, "RUNNING"]:
+                return int(words[3].rstrip(","))
+        raise RuntimeError(f"{name} is not RUNNING: {self.ctl('status', name).strip()}")
 
 
 class NoImage(RuntimeError):
@@ -69,20 +141,34 @@ class ContainerApi(Api):
 QUIET = {"capture_output": True, "text": True, "timeout": 60}
 
 
-def start_container(name: str, env: dict[str, str], log: Path, tmp_path: Path) -> ContainerApi:
-    """`podman run` of the image with the SAHARA_* knobs of env; the config
-    files and a directory for the drain file are mounted at the same paths."""
+def require_image() -> None:
+    """NoImage unless the image is built here."""
     if subprocess.run(["podman", "image", "exists", IMAGE], **QUIET).returncode != 0:
         raise NoImage(f"no {IMAGE} image here: run `make image` (make test builds it)")
+
+
+def run_image(name: str, knobs: dict[str, str], volumes: list[str], log: Path) -> ContainerApi:
+    """`podman run` (attached) of the image in api mode, read-only, as the image's
+    own uid, with the SAHARA_* `knobs` and the `volumes` (podman's -v)."""
+    require_image()
+    container = f"sahara-{name}-{uuid.uuid4().hex[:6]}"
+    argv = [*RUN, "--name", container, "--read-only", "--tmpfs", "/tmp:rw,mode=1777"]
+    argv += [a for v in volumes for a in ("-v", v)]
+    argv += [a for k, v in knobs.items() for a in ("-e", f"{k}={v}")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
+    port = knobs.get("SAHARA_API_PORT", "")
+    port = int(port) if port.isdigit() else 0  # a bad-value test's port
+    return start(name, [*argv, IMAGE, "api"], log, env, cls=ContainerApi, container=container, port=port, environ=knobs)
+
+
+def start_container(name: str, env: dict[str, str], log: Path, tmp_path: Path) -> ContainerApi:
+    """The image with the SAHARA_* knobs of env (ours_env): the config files
+    and a directory for the drain file are mounted read-only at the same paths."""
+    require_image()
     shared = tmp_path / f"{name}-shared"  # readable by the image's uid, unlike tmp_path
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)
     knobs = {k: v for k, v in env.items() if k.startswith("SAHARA_") and k != "SAHARA_RUN_DIR"}
     knobs |= {"SAHARA_API_HOST": "127.0.0.1", "SAHARA_API_DRAIN_FILE": str(shared / "drain")}
-    container = f"sahara-{name}-{uuid.uuid4().hex[:6]}"
-    argv = [*RUN, "--name", container, "--read-only", "--tmpfs", "/tmp:rw,mode=1777"]
-    argv += [a for f in [*knobs["SAHARA_CONFIG_FILES"].split(":"), str(shared)] for a in ("-v", f"{f}:{f}:ro")]
-    argv += [a for k, v in knobs.items() for a in ("-e", f"{k}={v}")]
-    proc = start(name, [*argv, IMAGE, "api"], log, dict(os.environ), cls=ContainerApi, container=container)
-    proc.port, proc.environ = int(knobs["SAHARA_API_PORT"]), knobs
-    return proc
+    volumes = [f"{f}:{f}:ro" for f in [*knobs["SAHARA_CONFIG_FILES"].split(":"), str(shared)]]
+    return run_image(name, knobs, volumes, log)
