@@ -65,18 +65,10 @@ class Stack:
 
 
 def ensure_packages(*names: str) -> None:
-    """Install the Debian packages that are missing, as scripts/stack.sh does:
-    dpkg-query first, apt-get only for what it does not find."""
-    installed = "install ok installed"
-    query = ["dpkg-query", "-W", "-f=${Status}"]
-    missing = [n for n in names if subprocess.run([*query, n], capture_output=True, text=True).stdout != installed]
-    if not missing:
-        return
-    apt = [*([] if os.geteuid() == 0 else ["sudo"]), "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q"]
-    subprocess.run([*apt, "update"], check=True, capture_output=True, timeout=600)
-    subprocess.run(
-        [*apt, "install", "-y", "--no-install-recommends", *missing], check=True, capture_output=True, timeout=900
-    )
+    """Install the Debian packages that are missing (scripts/stack.sh packages)."""
+    out = subprocess.run([str(STACK), "packages", *names], capture_output=True, text=True, timeout=1300)
+    if out.returncode != 0:
+        raise RuntimeError(f"cannot install {' '.join(names)}:\n{out.stdout}{out.stderr}")
 
 
 def read_openrc(path: Path = ROOT / "openrc") -> dict[str, str]:

@@ -29,18 +29,8 @@ host() {
     local ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
     # containernetworking-plugins + iptables: podman's default bridge network
     # (a network namespace of its own); runc: crun fails here (DESIGN.md).
-    local packages=(podman runc containernetworking-plugins iptables debootstrap) missing=() p
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    for p in "${packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        say "installing Debian packages: ${missing[*]}"
-        { $sudo env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -q &&
-            $sudo env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
-            >/dev/null || fail "cannot install ${missing[*]} (apt-get above)"
-    fi
+    local packages=(podman runc containernetworking-plugins iptables debootstrap)
+    "$ROOT/scripts/stack.sh" packages "${packages[@]}" || fail "cannot install ${packages[*]} (above)"
     timeout 120 podman info >/dev/null 2>&1 ||
         fail "podman cannot run here: $(timeout 120 podman info 2>&1 | tail -1)"
     git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 ||
