@@ -1,6 +1,7 @@
 """Our deployment and upstream's, as the tests, the benchmark and the soak
 start them: the launcher (every mode), the image under podman, Sahara's own
-`sahara-api`. Every process in its own session (harness.procs.start)."""
+`sahara-api`, `make run` as a user types it. Every process in its own
+session (harness.procs.start)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import requests
 
 from harness import ROOT
 from harness.podman import IMAGE, RUN
-from harness.procs import Api, Proc, free_port, start
+from harness.procs import Api, Proc, alive, free_port, session_pids, start
 
 PYTHON = sys.executable  # the .venv's python: the launcher execs its siblings
 BIN = Path(PYTHON).parent
@@ -172,3 +175,137 @@ def start_container(name: str, env: dict[str, str], log: Path, tmp_path: Path) -
     knobs |= {"SAHARA_API_HOST": "127.0.0.1", "SAHARA_API_DRAIN_FILE": str(shared / "drain")}
     volumes = [f"{f}:{f}:ro" for f in [*knobs["SAHARA_CONFIG_FILES"].split(":"), str(shared)]]
     return run_image(name, knobs, volumes, log)
+
+
+# -- `make run`, as a user types it -------------------------------------------
+
+
+@dataclass
+class MakeRun:
+    """A `make run` started by start_make_run; kill_make_run leaves nothing of it."""
+
+    popen: subprocess.Popen
+    log: Path
+    run_dir: Path
+    started: Path
+    port: int
+    metrics_port: int
+    host: str = "127.0.0.1"
+    owned: set[int] = field(default_factory=set)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def supervisord(self) -> int:
+        return int((self.run_dir / "supervisord.pid").read_text())
+
+    @property
+    def memcached(self) -> int:
+        return int((self.started.parent / "memcached.pid").read_text())
+
+    def deployment(self) -> set[int]:
+        """supervisord, everything under it (uWSGI's metrics exporter runs in a
+        session of its own) and everything in its session."""
+        pids = {self.supervisord} | session_pids(self.supervisord)
+        for pid in list(pids):
+            try:
+                pids |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+            except psutil.NoSuchProcess:
+                pass
+        return pids
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while "success: sahara-engine entered RUNNING state" not in self.log_text():
+            assert self.popen.poll() is None, f"make run exited:\n{self.log_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"make run not ready:\n{self.log_text()[-3000:]}"
+            time.sleep(0.2)
+        while True:
+            try:  # a busy machine may keep the first probes in the listen queue for long
+                if requests.get(f"{self.url}/healthcheck", timeout=10).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, f"make run not serving:\n{self.log_text()[-3000:]}"
+            time.sleep(0.2)
+
+
+def terminal_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def start_make_run(tmp_path: Path, sahara_conf: Path, **knobs: str | int | Path) -> MakeRun:
+    """`make run` as a user types it, `VAR=x make run`: the knobs in make's
+    environment (they win over deploy/defaults.env), on ports, a run dir and a
+    memcached of its own."""
+    memcached_port, started = free_port(), tmp_path / "started"
+    knobs = {
+        "SAHARA_API_PORT": free_port(),
+        "SAHARA_METRICS_PORT": free_port(),
+        "SAHARA_RUN_DIR": tmp_path / "run",
+        "SAHARA_CONFIG_FILES": sahara_conf,
+        "SAHARA_API_DRAIN_FILE": tmp_path / "drain",
+        "SAHARA_API_WORKERS": 2,
+        **knobs,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "MAKE", "MFLAGS"))}
+    env |= {k: str(v) for k, v in knobs.items()}
+    env |= {"STACK_STARTED": str(started), "STACK_MEMCACHED_PORT": str(memcached_port)}
+    log = tmp_path / "make-run.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,  # make leads its process group, as in a terminal
+            # and gets a terminal's dispositions, however the tests were started (a
+            # background job of a script ignores INT and QUIT, and bash cannot trap them).
+            preexec_fn=terminal_signals,
+        )
+    # A test of bad values gives ports that are not numbers: 0 then.
+    port, metrics_port = (
+        int(p) if str(p).isdigit() else 0 for p in (knobs["SAHARA_API_PORT"], knobs["SAHARA_METRICS_PORT"])
+    )
+    return MakeRun(
+        popen,
+        log,
+        Path(knobs["SAHARA_RUN_DIR"]),
+        started,
+        port,
+        metrics_port,
+        str(knobs.get("SAHARA_API_HOST", "127.0.0.1")),
+    )
+
+
+def kill_make_run(run: MakeRun) -> None:
+    """Whatever happened: kill what the run started, by the pids it owns
+    (and, if it failed before recording them, what its pidfiles name)."""
+    pidfiles = {"supervisord": run.run_dir / "supervisord.pid", "memcached": run.started.parent / "memcached.pid"}
+    for name, pidfile in pidfiles.items():
+        try:
+            pid = int(pidfile.read_text())
+            if name in " ".join(psutil.Process(pid).cmdline()):
+                run.owned |= {pid} | session_pids(pid)
+        except (OSError, ValueError, psutil.Error):
+            pass
+    for pid in list(run.owned):
+        try:
+            run.owned |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
+    for pid in run.owned:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    try:
+        os.killpg(run.popen.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    run.popen.wait(timeout=30)

@@ -84,6 +84,19 @@ def deployment_leftovers(
     return [p for p, sid in procs if sid in sessions and p.is_running()]
 
 
+def session_pids(sid: int) -> set[int]:
+    """Live processes of session `sid` (another session than the caller's)."""
+    return {p.pid for p in deployment_leftovers({sid})}
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @dataclass
 class Proc:
     """A process group started by a test; `stop` always leaves nothing behind."""

@@ -27,10 +27,9 @@ import pytest
 import requests
 import urllib3
 import yaml
-from test_make_run_stop import kill_make_run, start_make_run
 
 from harness.chart import CHART, find, helm, render
-from harness.deploy import ContainerApi, NoImage, require_image, run_image
+from harness.deploy import ContainerApi, NoImage, kill_make_run, require_image, run_image, start_make_run
 from harness.procs import free_port
 from harness.troubleshooting import assert_documented
 from sahara_api_knobs import defaults
