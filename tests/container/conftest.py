@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import ROOT
 from harness.podman import IMAGE, READ_ONLY, RUN, Container, podman
 from harness.procs import free_port
 from harness.stack import Stack
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
