@@ -19,7 +19,7 @@ import requests
 
 from harness import ROOT
 from harness.podman import IMAGE, RUN
-from harness.procs import Api, Proc, alive, free_port, session_pids, start
+from harness.procs import Api, Proc, alive, free_port, port_of, session_pids, start
 
 PYTHON = sys.executable  # the .venv's python: the launcher execs its siblings
 BIN = Path(PYTHON).parent
@@ -42,14 +42,18 @@ MODES: dict[str, dict[str, str | int]] = {
 }
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without the knobs of whoever started us: SAHARA_* and
+    UWSGI_* (uWSGI reads UWSGI_<OPTION> as options)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "UWSGI_"))}
+
+
 def ours_env(conf: Path | str, workdir: Path, **knobs: str | int) -> dict[str, str]:
-    """The environment our launcher runs with: this one without its SAHARA_* and
-    UWSGI_* variables (uWSGI reads UWSGI_<OPTION> too), the config files, free
+    """The environment our launcher runs with: clean_env(), the config files, free
     ports for the API and the metrics exporter, the drain file and run dir in
     workdir, the venv; then `knobs` (SAHARA_CONFIG_FILES may be a colon list)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "UWSGI_"))}
     return {
-        **env,
+        **clean_env(),
         "SAHARA_CONFIG_FILES": str(conf),
         "SAHARA_API_PORT": str(free_port()),
         "SAHARA_METRICS_PORT": str(free_port()),
@@ -70,8 +74,7 @@ def start_ours(mode: str, env: dict[str, str], workdir: Path, name: str, cls: ty
     argv = [PYTHON, str(LAUNCHER), mode]
     if mode not in SERVING_MODES:
         return start(name, argv, log, env)
-    port = int(env["SAHARA_API_PORT"]) if env["SAHARA_API_PORT"].isdigit() else 0  # a bad-value test's port
-    return start(name, argv, log, env, cls=cls, port=port, environ=env)
+    return start(name, argv, log, env, cls=cls, port=port_of(env["SAHARA_API_PORT"]), environ=env)
 
 
 def start_upstream(conf: Path, workers: int, workdir: Path, name: str) -> Api:
@@ -85,8 +88,8 @@ def start_upstream(conf: Path, workers: int, workdir: Path, name: str) -> Api:
         f"api_paste_config = {PASTE}\n"
         f"[healthcheck]\ndisable_by_file_path = {workdir / 'drain'}\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "UWSGI_"))}
     argv = [str(BIN / "sahara-api"), "--config-file", str(conf), "--config-file", str(extra)]
+    env = clean_env()
     return start(name, argv, workdir / f"{name}.log", env, cls=Api, port=port, environ=env)
 
 
@@ -158,10 +161,10 @@ def run_image(name: str, knobs: dict[str, str], volumes: list[str], log: Path) -
     argv = [*RUN, "--name", container, "--read-only", "--tmpfs", "/tmp:rw,mode=1777"]
     argv += [a for v in volumes for a in ("-v", v)]
     argv += [a for k, v in knobs.items() for a in ("-e", f"{k}={v}")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
-    port = knobs.get("SAHARA_API_PORT", "")
-    port = int(port) if port.isdigit() else 0  # a bad-value test's port
-    return start(name, [*argv, IMAGE, "api"], log, env, cls=ContainerApi, container=container, port=port, environ=knobs)
+    port = port_of(knobs.get("SAHARA_API_PORT"))
+    return start(
+        name, [*argv, IMAGE, "api"], log, clean_env(), cls=ContainerApi, container=container, port=port, environ=knobs
+    )
 
 
 def start_container(name: str, env: dict[str, str], log: Path, tmp_path: Path) -> ContainerApi:
@@ -270,17 +273,13 @@ def start_make_run(tmp_path: Path, sahara_conf: Path, **knobs: str | int | Path)
             # background job of a script ignores INT and QUIT, and bash cannot trap them).
             preexec_fn=terminal_signals,
         )
-    # A test of bad values gives ports that are not numbers: 0 then.
-    port, metrics_port = (
-        int(p) if str(p).isdigit() else 0 for p in (knobs["SAHARA_API_PORT"], knobs["SAHARA_METRICS_PORT"])
-    )
     return MakeRun(
         popen,
         log,
         Path(knobs["SAHARA_RUN_DIR"]),
         started,
-        port,
-        metrics_port,
+        port_of(knobs["SAHARA_API_PORT"]),
+        port_of(knobs["SAHARA_METRICS_PORT"]),
         str(knobs.get("SAHARA_API_HOST", "127.0.0.1")),
     )
 

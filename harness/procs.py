@@ -34,6 +34,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_of(value: object) -> int:
+    """A port knob's value as a number; 0 for what a bad-value test gives ("http")."""
+    return int(value) if str(value).isdigit() else 0
+
+
 def uwsgi_master(pid: int, timeout: float = 10) -> int:
     """The uWSGI master of a deployment whose launcher was `pid`: that process,
     or with the nginx front the only child of deploy/relay.sh, which the
@@ -152,8 +157,7 @@ class Api(Proc):
     def leftovers(self) -> list[psutil.Process]:
         """Every process this API started that is still alive, whatever its session."""
         run_dir = self.environ.get("SAHARA_RUN_DIR", "")
-        metrics = self.environ.get("SAHARA_METRICS_PORT", "")
-        ports = {self.port, int(metrics) if metrics.isdigit() else 0} - {0}  # a bad value names no port
+        ports = {self.port, port_of(self.environ.get("SAHARA_METRICS_PORT"))} - {0}  # a bad value names no port
         return deployment_leftovers({self.pid}, run_dir.rstrip("/"), ports)
 
     @property
