@@ -46,12 +46,13 @@ import yaml
 from bench import measure, report
 from bench.contenders import Contender, launch, parse
 from harness import ROOT
-from harness.procs import Api, Proc, start
-from harness.stack import ensure_project, keystone_session, read_openrc
+from harness.make_cluster import make_clusters
+from harness.procs import Api, Proc
+from harness.slow_engine import start_slow_engine
+from harness.stack import Stack, ensure_project, keystone_session, read_openrc
 from harness.workload import fast_get, slow_mix
 
 BENCH_PROJECT = "sahara-bench"  # its own Keystone project: a fixed number of clusters
-VHOST = "sahara-bench"  # its own RabbitMQ vhost (scripts/stack.sh creates it)
 CHART_VALUES = ROOT / "deploy" / "helm" / "sahara-api" / "values.yaml"
 DEFAULTS = ROOT / "deploy" / "defaults.env"
 # C4: the end of each phase of our start, as uWSGI logs it (log text -> phase).
@@ -157,21 +158,12 @@ def versions() -> dict:
     return out
 
 
-STACK = ROOT / "scripts" / "stack.sh"
-# Like the tests: `down` at the end stops only what this run started.
-STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.bench")}
+class Project:
+    """The benchmark's own Keystone project on the local stack: a token, and a fixed
+    number of clusters (GET /v2/clusters lists them)."""
 
-
-class Stack:
-    """The local stack's pieces the benchmark needs: config, token, clusters."""
-
-    def __init__(self, workdir: Path, clusters: int) -> None:
-        say("stack: scripts/stack.sh up (reuses running services)")
-        subprocess.run([str(STACK), "up"], env=STACK_ENV, check=True, timeout=1200, stdout=subprocess.DEVNULL)
-        text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
-        # Our own RabbitMQ vhost: no sahara-engine of `make run` or of a test answers our RPCs.
-        self.conf = workdir / "sahara.conf"
-        self.conf.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{VHOST}"))
+    def __init__(self, conf: Path, clusters: int) -> None:
+        self.conf = conf
         openrc = read_openrc()
         self.project_id = ensure_project(openrc, BENCH_PROJECT, "make bench")
         self.token = keystone_session(openrc, BENCH_PROJECT).get_token()
@@ -181,10 +173,7 @@ class Stack:
 
     def ensure_clusters(self) -> None:
         """Create clusters until the project has its number again (other test runs may wipe the table)."""
-        argv = [sys.executable, "-m", "harness.make_cluster", "--config-file", str(self.conf)]
-        argv += ["--project-id", self.project_id, "--at-least", str(self.clusters)]
-        out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120, cwd=ROOT)
-        self.cluster_id = out.stdout.strip().splitlines()[-1]
+        self.cluster_id = make_clusters(self.conf, self.project_id, at_least=self.clusters)
 
     def count_clusters(self, api: Api, tries: int = 3) -> int:
         """Between wrk runs a loaded server may still be draining its backlog: retry,
@@ -201,27 +190,21 @@ class Stack:
         raise measure.Wedged(f"GET /v2/clusters failed {tries} times in a row")
 
 
-class SlowEngine:
-    def __init__(self, conf: Path, delay: float, workdir: Path) -> None:
-        self.delay = delay
-        argv = [sys.executable, "-m", "harness.slow_engine", "--config-file", str(conf), "--delay", str(delay)]
-        self.proc: Proc = start("slow-engine", argv, workdir / f"slow-engine-{delay}.log", dict(os.environ))
-        deadline = time.monotonic() + 60
-        while "slow engine ready" not in self.proc.log_text():
-            if self.proc.popen.poll() is not None or time.monotonic() > deadline:
-                self.proc.stop(timeout=5)
-                raise RuntimeError(f"slow engine did not start:\n{self.proc.log_text()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.proc.stop(timeout=10)
+@contextlib.contextmanager
+def on_the_stack(workdir: Path, clusters: int) -> Iterator[Project]:
+    """The local stack up (down at the end stops only what this run started), a
+    RabbitMQ vhost of this run's own (no sahara-engine of `make run` or of a test
+    answers our RPCs), and the benchmark's project."""
+    say("stack: scripts/stack.sh up (reuses running services)")
+    stack = Stack("bench")
+    with stack.running(quiet=True), stack.vhost("sahara-bench", workdir) as conf:
+        yield Project(conf, clusters)
 
 
 class Bench:
-    def __init__(self, plan: Plan, workdir: Path, ours_env: dict[str, str]) -> None:
-        self.plan, self.workdir, self.ours_env = plan, workdir, ours_env
+    def __init__(self, plan: Plan, workdir: Path, ours_env: dict[str, str], project: Project) -> None:
+        self.plan, self.workdir, self.ours_env, self.project = plan, workdir, ours_env, project
         self.current = ""  # the phase running now
-        self.stack = Stack(workdir, plan.clusters)
         self.results: dict = {
             "phases": [],
             "cpu": [],
@@ -253,11 +236,11 @@ class Bench:
         """Start and wait for the first 200 of an authenticated GET; returns (api, cold start s).
         For ours, also when each phase of the start ended (uWSGI's own log lines).
         One that never answers is wedged: dumped and killed here."""
-        api, t0 = launch(c, self.stack.conf, self.workdir, self.ours_env if c.kind == "ours" else {})
+        api, t0 = launch(c, self.project.conf, self.workdir, self.ours_env if c.kind == "ours" else {})
         watch = measure.LogWatch(api, t0, PHASES if c.kind == "ours" else {})
         try:
             listening = measure.listening(api.port, t0, api, limit=60)
-            cold = measure.first_200(f"{api.url}/v2/plugins", self.stack.token, t0, api, limit=60)
+            cold = measure.first_200(f"{api.url}/v2/plugins", self.project.token, t0, api, limit=60)
             measure.wait_children(api, c.workers)
         except measure.Wedged as e:
             self.wedged(c, api, "start", e.what)
@@ -283,7 +266,7 @@ class Bench:
 
     def check(self, c: Contender, api: Api, what: str) -> None:
         """After something failed: still answering, or wedged?"""
-        if not measure.answers(f"{api.url}/v2/plugins", self.stack.token):
+        if not measure.answers(f"{api.url}/v2/plugins", self.project.token):
             raise measure.Wedged(what, c.name)
 
     def stop(self, c: Contender, api: Api) -> None:
@@ -329,13 +312,13 @@ class Bench:
     def cell(self, c: Contender, api: Api, path: str, close: bool, conns: int, rep: int) -> None:
         p = self.plan
         try:
-            if path == "/v2/clusters" and self.stack.count_clusters(api) != p.clusters:
+            if path == "/v2/clusters" and self.project.count_clusters(api) != p.clusters:
                 say(f"stack: the clusters of {BENCH_PROJECT} changed under us; making {p.clusters} again")
-                self.stack.ensure_clusters()
+                self.project.ensure_clusters()
             r = self.wrk(c, api, path, conns, p.seconds, close)
             row = {"contender": c.name, "path": path, "close": close, "connections": conns, "rep": rep, **r}
             if path == "/v2/clusters":
-                row["clusters_after"] = self.stack.count_clusters(api)
+                row["clusters_after"] = self.project.count_clusters(api)
         except measure.Wedged as e:
             raise measure.Wedged(e.what, c.name) from None
         self.results["cpu"].append(row)
@@ -346,7 +329,7 @@ class Bench:
         )
 
     def wrk(self, c: Contender, api: Api, path: str, conns: int, seconds: float, close: bool) -> dict:
-        r = measure.wrk(f"{api.url}{path}", self.stack.token, conns, seconds, close, api)
+        r = measure.wrk(f"{api.url}{path}", self.project.token, conns, seconds, close, api)
         if r["requests"] == 0 or r["errors"] >= r["requests"]:  # nothing answered, or nothing right
             self.check(c, api, f"wrk GET {path} c={conns}: {r['requests']} answers, {r['errors']} errors")
         return r
@@ -354,7 +337,7 @@ class Bench:
     # -- C2, C4: the same load at equal workers, then cold starts and respawn ----------------------
 
     def equal_workers(self) -> None:
-        p, token = self.plan, self.stack.token
+        p, token = self.plan, self.project.token
         cs = parse(p.equal_workers)
         for c in cs:
             say(f"{c.name}: starting ({c.label()})")
@@ -408,9 +391,9 @@ class Bench:
 
     def profile(self) -> None:
         say("profile: CPU per request in-process, no HTTP server (bench/profile_app.py)")
-        env = {**os.environ, "SAHARA_CONFIG_FILES": str(self.stack.conf), "SAHARA_API_DRAIN_FILE": str(self.workdir)}
+        env = {**os.environ, "SAHARA_CONFIG_FILES": str(self.project.conf), "SAHARA_API_DRAIN_FILE": str(self.workdir)}
         env |= self.ours_env
-        argv = [sys.executable, "-m", "bench.profile_app", str(self.plan.profile_runs), self.stack.token]
+        argv = [sys.executable, "-m", "bench.profile_app", str(self.plan.profile_runs), self.project.token]
         argv += ["/v2/plugins", "/v2/clusters"]
         out = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -438,7 +421,7 @@ class Bench:
             idle = measure.pss_mib(measure.session_procs(api))
             fast_cpu = self.fast_cpu(api)
             # Each worker's first RPC sets up its reply queue and RPC connections: not counted.
-            mix = slow_mix(api.url, self.stack.token, self.stack.cluster_id, n, p.fast_interval, stall=WEDGE_S)
+            mix = slow_mix(api.url, self.project.token, self.project.cluster_id, n, p.fast_interval, stall=WEDGE_S)
             if mix.stalled:
                 raise measure.Wedged(f"no answer for {WEDGE_S:g} s during a burst of {n} slow requests")
             peak = idle
@@ -468,7 +451,7 @@ class Bench:
         """Server CPU seconds of one fast GET, to take the fast GETs out of a burst's CPU."""
         meter = measure.CpuMeter(api).start()
         for _ in range(count):
-            if fast_get(api.url, self.stack.token, timeout=WEDGE_S).status == 0:
+            if fast_get(api.url, self.project.token, timeout=WEDGE_S).status == 0:
                 raise measure.Wedged(f"a single fast GET got no answer within {WEDGE_S:g} s")
         return meter.stop()[0] / count
 
@@ -478,7 +461,13 @@ class Bench:
         client0 = measure.own_cpu_seconds()
         with measure.DbPeak([], sample=False) as db:
             mix = slow_mix(
-                api.url, self.stack.token, self.stack.cluster_id, n, self.plan.fast_interval, limit=120, stall=WEDGE_S
+                api.url,
+                self.project.token,
+                self.project.cluster_id,
+                n,
+                self.plan.fast_interval,
+                limit=120,
+                stall=WEDGE_S,
             )
         if mix.stalled:
             raise measure.Wedged(
@@ -487,7 +476,7 @@ class Bench:
             )
         cpu, busy = meter.stop()
         slow_cpu = max(cpu - len(mix.fast) * fast_cpu, 0.0)
-        bound = self.engine.delay + slow_cpu / cores
+        bound = self.plan.c1_delay + slow_cpu / cores
         # What the rest of the machine (other jobs, and the stack's services) took meanwhile:
         # the cores it left us give a second, load-aware bound, printed beside C1's.
         others = max(busy * cores * mix.total - cpu - (measure.own_cpu_seconds() - client0), 0.0)
@@ -502,7 +491,7 @@ class Bench:
             "bound_s": round(bound, 3),
             "ratio": round(mix.total / bound, 3),
             "cores_left": round(cores_left, 2),
-            "bound_cores_left_s": round(self.engine.delay + slow_cpu / cores_left, 3),
+            "bound_cores_left_s": round(self.plan.c1_delay + slow_cpu / cores_left, 3),
             "errors": sum(1 for r in mix.slow if r.status != 400) + sum(1 for r in mix.fast if r.status != 200),
             "timeouts": sum(1 for r in mix.slow + mix.fast if r.status == 0),
             "fast": len(fast),
@@ -514,7 +503,7 @@ class Bench:
             "loadavg": measure.loadavg(),
         }
         say(
-            f"{c.name}: {n} slow ({self.engine.delay:g} s RPC) run {run}: all done in {row['all_done_s']} s, "
+            f"{c.name}: {n} slow ({self.plan.c1_delay:g} s RPC) run {run}: all done in {row['all_done_s']} s, "
             f"bound {row['bound_s']} s ({row['slow_cpu_s']} CPU-s / {cores} cores) = {row['ratio']}x; "
             f"{row['fast']} fast GETs p99 {row['fast_p99_ms']} ms; {row['errors']} errors; "
             f"MariaDB max used connections {db.max_used}; load {row['loadavg']}"
@@ -528,7 +517,7 @@ class Bench:
         with ThreadPoolExecutor(n) as pool, measure.DbPeak(measure.session_procs(api)) as db:
             t0 = time.monotonic()
             answers = list(
-                pool.map(lambda _: fast_get(api.url, self.stack.token, "/v2/clusters", timeout=timeout), range(n))
+                pool.map(lambda _: fast_get(api.url, self.project.token, "/v2/clusters", timeout=timeout), range(n))
             )
             total = time.monotonic() - t0
         ms = [a.seconds * 1000 for a in answers]
@@ -560,13 +549,13 @@ class Bench:
             with self.phase(f"efficiency {pair}"):
                 self.efficiency(pair)
         say(f"C1: {', '.join(map(str, p.c1_ns))} concurrent slow requests with a {p.c1_delay:g} s RPC")
-        self.engine = SlowEngine(self.stack.conf, p.c1_delay, self.workdir)
+        engine = start_slow_engine(self.project.conf, p.c1_delay, self.workdir / "slow-engine.log")
         try:
             for c in parse(p.c1_contenders):
                 with self.phase(f"C1 and DB burst {c.name}"):
                     self.c1(c)
         finally:
-            self.engine.stop()
+            engine.stop(timeout=10)
         with self.phase(f"C2 and C4 {p.equal_workers}"):
             self.equal_workers()
 
@@ -653,13 +642,10 @@ def main() -> None:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
         ).stdout.strip(),
     }
-    try:
-        with tempfile.TemporaryDirectory(prefix="sahara-bench-") as tmp:
-            bench = Bench(plan, Path(tmp), ours_env)
-            meta["max_connections"] = int(measure.sql("SHOW VARIABLES LIKE 'max_connections'")[0][1])
-            bench.run()
-    finally:
-        subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
+    with tempfile.TemporaryDirectory(prefix="sahara-bench-") as tmp, on_the_stack(Path(tmp), plan.clusters) as project:
+        bench = Bench(plan, Path(tmp), ours_env, project)
+        meta["max_connections"] = int(measure.sql("SHOW VARIABLES LIKE 'max_connections'")[0][1])
+        bench.run()
     meta["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     meta["duration_s"] = round(time.monotonic() - t0, 1)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,17 +4,15 @@ stack, with the same sahara.conf and the same paste pipeline
 
 from __future__ import annotations
 
-import os
-import sys
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import ROOT
-from harness.procs import Api, free_port, start
+from harness.deploy import ours_env, start_ours, start_upstream
+from harness.procs import Api
 
-VENV_BIN = Path(sys.executable).parent
-PASTE = ROOT / "deploy" / "api-paste.ini"
+STARTS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -51,36 +49,14 @@ def parse(names: str) -> list[Contender]:
 
 def launch(c: Contender, sahara_conf: Path, workdir: Path, extra_env: dict[str, str]) -> tuple[Api, float]:
     """Start the contender; returns it and the monotonic time it was started at."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "UWSGI_"))}
-    log = workdir / f"{c.name}-{port}.log"
+    name = f"{c.name}-{next(STARTS)}"  # its log and config files: a contender starts many times
     if c.kind == "ours":
-        env |= {
-            "SAHARA_CONFIG_FILES": str(sahara_conf),
-            "SAHARA_API_PORT": str(port),
-            # The server alone, as upstream: the exporter (14 MiB PSS, docs/metrics.md) is off.
-            "SAHARA_METRICS_PORT": "0",
-            "SAHARA_API_WORKERS": str(c.workers),
-            "SAHARA_API_DRAIN_FILE": str(workdir / "drain"),
-            "SAHARA_RUN_DIR": str(workdir),
-            "VIRTUAL_ENV": str(VENV_BIN.parent),
-            **extra_env,
-        }
-        argv = [sys.executable, str(ROOT / "sahara_api_launcher.py"), "api"]
+        # The server alone, as upstream: the exporter (14 MiB PSS, docs/metrics.md) is off.
+        env = ours_env(sahara_conf, workdir, SAHARA_METRICS_PORT=0, SAHARA_API_WORKERS=c.workers, **extra_env)
+        t0 = time.monotonic()
+        api = start_ours("api", env, workdir, name)
     else:
-        own = workdir / f"{c.name}.conf"
-        own.write_text(
-            "[DEFAULT]\n"
-            "host = 127.0.0.1\n"
-            f"port = {port}\n"
-            f"api_workers = {c.workers}\n"
-            "# Same pipeline as ours: /healthcheck outside auth, keystonemiddleware + memcached.\n"
-            f"api_paste_config = {PASTE}\n"
-            "[healthcheck]\n"
-            f"disable_by_file_path = {workdir / 'drain'}\n"
-        )
-        argv = [str(VENV_BIN / "sahara-api"), "--config-file", str(sahara_conf), "--config-file", str(own)]
-    t0 = time.monotonic()
-    api = start(c.name, argv, log, env, cls=Api, port=port, environ=env)
+        t0 = time.monotonic()
+        api = start_upstream(sahara_conf, c.workers, workdir, name)
     assert isinstance(api, Api)
     return api, t0

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench import hostile, measure
-from bench.__main__ import Stack
+from bench.__main__ import Project, on_the_stack
 from bench.contenders import Contender, launch
 from harness.procs import Proc, free_port, start, uwsgi_master
 from sahara_api_knobs import FRONTS
@@ -59,20 +59,20 @@ def start_front(kind: str, run: Path, port: int, back: int, workdir: Path) -> Pr
     return proc
 
 
-def candidate(kind: str, stack: Stack, workdir: Path) -> dict:
+def candidate(kind: str, project: Project, workdir: Path) -> dict:
     run = workdir / kind
     run.mkdir()
     env_extra = {"SAHARA_RUN_DIR": str(run), "SAHARA_API_FRONT": kind if kind in FRONTS else "direct"}
     if kind == "router":  # uWSGI also reads UWSGI_<OPTION>: a uwsgi-protocol socket for the router
         env_extra["UWSGI_SOCKET"] = str(run / "uwsgi.sock")
-    api, _ = launch(Contender("ours", 4), stack.conf, workdir, env_extra)
+    api, _ = launch(Contender("ours", 4), project.conf, workdir, env_extra)
     front = None
     try:
         api.wait_ready()
         port = free_port() if kind not in FRONTS else api.port
         if kind not in FRONTS:
             front = start_front(kind, run, port, api.port, workdir)
-        url, token = f"http://127.0.0.1:{port}", stack.token
+        url, token = f"http://127.0.0.1:{port}", project.token
         measure.first_200(f"{url}/v2/plugins", token, time.monotonic(), api)
         out: dict = {"front": kind}
         out["slowloris"] = hostile.slowloris(port, url, token)
@@ -107,10 +107,9 @@ def candidate(kind: str, stack: Stack, workdir: Path) -> dict:
 
 def main() -> None:
     kinds = (sys.argv[1] if len(sys.argv) > 1 else "direct,nginx,haproxy,router").split(",")
-    with tempfile.TemporaryDirectory(prefix="sahara-fronts-") as tmp:
-        stack = Stack(Path(tmp), 1)
+    with tempfile.TemporaryDirectory(prefix="sahara-fronts-") as tmp, on_the_stack(Path(tmp), 1) as project:
         for kind in kinds:
-            result = candidate(kind, stack, Path(tmp))
+            result = candidate(kind, project, Path(tmp))
             print(json.dumps(result), flush=True)
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench import hostile, measure
-from bench.__main__ import STACK, STACK_ENV, Stack, say
+from bench.__main__ import Project, on_the_stack, say
 from bench.contenders import Contender, launch
 from bench.report import table
 from harness import ROOT
@@ -37,12 +37,12 @@ CONTENDERS = [
 BEGIN, END = "<!-- hostile:begin -->", "<!-- hostile:end -->"
 
 
-def start(name: str, kind: str, front: str | None, stack: Stack, workdir: Path) -> tuple[Api, Path | None]:
+def start(name: str, kind: str, front: str | None, project: Project, workdir: Path) -> tuple[Api, Path | None]:
     run = workdir / re.sub(r"[^a-z0-9-]+", "-", name)
     run.mkdir()
     env = {"SAHARA_RUN_DIR": str(run), "SAHARA_API_FRONT": front} if front else {}
-    api, _ = launch(Contender(kind, 4), stack.conf, workdir, env)
-    measure.first_200(f"{api.url}/v2/plugins", stack.token, time.monotonic(), api)
+    api, _ = launch(Contender(kind, 4), project.conf, workdir, env)
+    measure.first_200(f"{api.url}/v2/plugins", project.token, time.monotonic(), api)
     measure.wait_children(api, 4)
     return api, run if kind == "ours" else None
 
@@ -78,8 +78,8 @@ def cost(apis: dict[str, Api], token: str, rounds: int) -> dict[str, dict]:
     return out
 
 
-def probe(name: str, api: Api, stats_dir: Path | None, stack: Stack, seconds: float) -> dict:
-    url, port, token = api.url, api.port, stack.token
+def probe(name: str, api: Api, stats_dir: Path | None, project: Project, seconds: float) -> dict:
+    url, port, token = api.url, api.port, project.token
     say(f"{name}: slowloris ({seconds:g} s), heads, bodies, slow bodies, idle keep-alive")
     out: dict = {"name": name, "loadavg_start": measure.loadavg()}
     out["slowloris"] = hostile.slowloris(port, url, token, seconds=seconds)
@@ -183,25 +183,21 @@ def main() -> None:
     }
     cost_only = sys.argv[1:] == ["cost"]  # the front's cost alone: direct vs nginx, printed, nothing written
     results, apis = [], {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="sahara-hostile-") as tmp:
-            stack = Stack(Path(tmp), 1)
-            try:
-                for name, kind, front in CONTENDERS[1:] if cost_only else CONTENDERS:
-                    apis[name], stats_dir = start(name, kind, front, stack, Path(tmp))
-                    if not cost_only:
-                        results.append(probe(name, apis[name], stats_dir, stack, seconds))
-                        say(json.dumps(results[-1]))
-                say(f"CPU per request, {rounds} interleaved rounds of wrk -c16 (Connection: close) 10 s each, then PSS")
-                costs = cost(apis, stack.token, rounds)
-                for r in results:
-                    r["cost"] = costs[r["name"]]
-                say(json.dumps(costs))
-            finally:
-                for api in apis.values():
-                    api.stop()
-    finally:
-        subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
+    with tempfile.TemporaryDirectory(prefix="sahara-hostile-") as tmp, on_the_stack(Path(tmp), 1) as project:
+        try:
+            for name, kind, front in CONTENDERS[1:] if cost_only else CONTENDERS:
+                apis[name], stats_dir = start(name, kind, front, project, Path(tmp))
+                if not cost_only:
+                    results.append(probe(name, apis[name], stats_dir, project, seconds))
+                    say(json.dumps(results[-1]))
+            say(f"CPU per request, {rounds} interleaved rounds of wrk -c16 (Connection: close) 10 s each, then PSS")
+            costs = cost(apis, project.token, rounds)
+            for r in results:
+                r["cost"] = costs[r["name"]]
+            say(json.dumps(costs))
+        finally:
+            for api in apis.values():
+                api.stop()
     meta["duration_s"] = round(time.monotonic() - t0, 1)
     if cost_only:
         return

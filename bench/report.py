@@ -903,7 +903,7 @@ Each phase, its length and the load average around it:
 {phases_section(res)}
 ## Contenders
 
-Same stack, same `sahara.conf` (fake plugin, MariaDB through PyMySQL, RabbitMQ vhost `sahara-bench`,
+Same stack, same `sahara.conf` (fake plugin, MariaDB through PyMySQL, a RabbitMQ vhost of the run's own,
 keystonemiddleware with its token cache in memcached) and the same paste pipeline
 (`deploy/api-paste.ini`; upstream gets it through `api_paste_config`). Upstream's parent process serves
 requests too, so `api_workers=N` means N+1 serving processes: efficiency compares equal serving processes,

@@ -4,21 +4,44 @@ Clusters normally need Nova and Heat; the scaling tests only need the row.
 Its infrastructure engine is one no engine reports, so scale validation
 ends with a 400 right after its synchronous RPC to the engine.
 
-    python make_cluster.py --config-file sahara.conf --project-id ID  -> prints the id
-    python make_cluster.py --config-file sahara.conf --project-id ID --delete ID...
+    python -m harness.make_cluster --config-file sahara.conf --project-id ID  -> prints the id
+    python -m harness.make_cluster --config-file sahara.conf --project-id ID --delete ID...
     ... --at-least N   only create clusters until the project has N (the benchmark's fixed data set)
+
+make_clusters() and delete_clusters() run it for a test or the benchmark: in a
+process of its own, so the caller never loads Sahara and its global config.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
-from oslo_config import cfg
-from sahara import conductor, context
+from harness import ROOT
+
+
+def _run(conf: Path, project_id: str, *args: str) -> str:
+    argv = [sys.executable, "-m", "harness.make_cluster", "--config-file", str(conf), "--project-id", project_id]
+    return subprocess.run([*argv, *args], check=True, capture_output=True, text=True, timeout=120, cwd=ROOT).stdout
+
+
+def make_clusters(conf: Path, project_id: str, at_least: int = 0) -> str:
+    """A new cluster row in the project (with at_least: only until it has that many);
+    returns the id of the last one."""
+    return _run(conf, project_id, *(["--at-least", str(at_least)] if at_least else [])).strip().splitlines()[-1]
+
+
+def delete_clusters(conf: Path, project_id: str, ids: list[str]) -> None:
+    _run(conf, project_id, "--delete", *ids)
 
 
 def main() -> None:
+    from oslo_config import cfg  # here: importing this module must not load Sahara
+    from sahara import conductor, context
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--config-file", required=True)
     parser.add_argument("--project-id", required=True)
@@ -40,6 +63,8 @@ def main() -> None:
 
 
 def make_one(project_id: str) -> str:
+    from sahara import conductor, context
+
     cluster = conductor.API.cluster_create(
         context.ctx(),
         {

@@ -1,6 +1,10 @@
 """Processes a test or a benchmark starts: each in its own session and
 process group, and `Proc.stop` kills the whole group, whatever happened;
-`deployment_leftovers` finds what a deployment left, in any session."""
+`deployment_leftovers` finds what a deployment left, in any session.
+
+    python -m harness.procs leftovers   every live process outside this one's
+                                        session, "PID name" a line (fresh-check.sh)
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +32,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_of(value: object) -> int:
+    """A port knob's value as a number; 0 for what a bad-value test gives ("http")."""
+    return int(value) if str(value).isdigit() else 0
 
 
 def uwsgi_master(pid: int, timeout: float = 10) -> int:
@@ -47,15 +57,18 @@ def uwsgi_master(pid: int, timeout: float = 10) -> int:
         time.sleep(0.01)
 
 
-def deployment_leftovers(sessions: set[int], run_dir: str = "", ports: set[int] = frozenset()) -> list[psutil.Process]:
+def deployment_leftovers(
+    sessions: set[int] | None, run_dir: str = "", ports: set[int] = frozenset()
+) -> list[psutil.Process]:
     """Live processes of a deployment, whatever their session: those of
     `sessions`, and, since uWSGI's daemons (nginx, the metrics exporter) call
     setsid, every session with a process that names `run_dir` in its command
     line (nginx's master, the exporter) or listens on one of `ports` (an
     nginx worker whose master is gone). Never the caller's own session:
     deployments start in sessions of their own, and a socket the test itself
-    holds on one of `ports` (a port-taken test) is not a leftover."""
-    sessions, own = set(sessions), os.getsid(0)
+    holds on one of `ports` (a port-taken test) is not a leftover.
+    sessions=None: every session, where nothing else runs (a clean container)."""
+    every, sessions, own = sessions is None, set(sessions or ()), os.getsid(0)
     procs = []
     for p in psutil.process_iter():
         try:
@@ -65,13 +78,28 @@ def deployment_leftovers(sessions: set[int], run_dir: str = "", ports: set[int] 
             procs.append((p, sid))
             if sid == own:
                 continue
-            if run_dir and any(run_dir + "/" in arg for arg in p.cmdline()):
+            if every:
+                sessions.add(sid)
+            elif run_dir and any(run_dir + "/" in arg for arg in p.cmdline()):
                 sessions.add(sid)
             elif ports and any(c.laddr.port in ports for c in p.connections("inet") if c.status == psutil.CONN_LISTEN):
                 sessions.add(sid)
         except (OSError, psutil.Error):
             pass
     return [p for p, sid in procs if sid in sessions and p.is_running()]
+
+
+def session_pids(sid: int) -> set[int]:
+    """Live processes of session `sid` (another session than the caller's)."""
+    return {p.pid for p in deployment_leftovers({sid})}
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @dataclass
@@ -129,8 +157,7 @@ class Api(Proc):
     def leftovers(self) -> list[psutil.Process]:
         """Every process this API started that is still alive, whatever its session."""
         run_dir = self.environ.get("SAHARA_RUN_DIR", "")
-        metrics = self.environ.get("SAHARA_METRICS_PORT", "")
-        ports = {self.port, int(metrics) if metrics.isdigit() else 0} - {0}  # a bad value names no port
+        ports = {self.port, port_of(self.environ.get("SAHARA_METRICS_PORT"))} - {0}  # a bad value names no port
         return deployment_leftovers({self.pid}, run_dir.rstrip("/"), ports)
 
     @property
@@ -176,3 +203,15 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str], cls: type[
     popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT)
     out.close()
     return cls(name=name, popen=popen, log=log, **extra)
+
+
+def main() -> None:
+    if sys.argv[1:] != ["leftovers"]:
+        sys.exit("usage: python -m harness.procs leftovers")
+    for p in deployment_leftovers(None):
+        with contextlib.suppress(psutil.Error):
+            print(p.pid, p.name())
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,9 @@ It serves Sahara's real RPC topic (``sahara-ops``) through oslo.messaging on
 the real broker, so the API's code path (RemoteOps.call) is untouched; only
 the answer is slow. Calls are answered in parallel, as several engines would.
 
-    python slow_engine.py --config-file sahara.conf --delay 2
+    python -m harness.slow_engine --config-file sahara.conf --delay 2
+
+start_slow_engine() runs it for a test or the benchmark and waits until it serves.
 """
 
 from __future__ import annotations
@@ -13,15 +15,33 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 
 import oslo_messaging as messaging
 from oslo_config import cfg
 
+from harness.procs import Proc, start
+
 # What the engine reports; deliberately not the cluster's engine, so scale
 # validation stops with a 400 right after the round trip (no Nova needed).
 ENGINE_ANSWER = "slow-engine.1.0"
+READY = "slow engine ready"
+
+
+def start_slow_engine(conf: Path, delay: float, log: Path, timeout: float = 60) -> Proc:
+    """This module as a process of its own on conf's broker and vhost, once it serves."""
+    argv = [sys.executable, "-m", "harness.slow_engine", "--config-file", str(conf), "--delay", str(delay)]
+    proc = start("slow-engine", argv, log, dict(os.environ))
+    deadline = time.monotonic() + timeout
+    while READY not in proc.log_text():
+        if proc.popen.poll() is not None or time.monotonic() > deadline:
+            proc.stop(timeout=5)
+            raise RuntimeError(f"slow engine did not start:\n{proc.log_text()}")
+        time.sleep(0.1)
+    return proc
 
 
 class SlowOps:
@@ -52,7 +72,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     server.start()
-    print(f"slow engine ready (delay {args.delay} s)", flush=True)
+    print(f"{READY} (delay {args.delay} s)", flush=True)
     stop.wait()
     # oslo.messaging's stop()/wait() can hang on a dead broker, and a call
     # still sleeping in an executor thread would hold sys.exit() until the

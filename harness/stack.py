@@ -1,11 +1,15 @@
-"""The local stack (scripts/stack.sh) as the harness uses it: Debian
-packages, the openrc credentials, Keystone sessions and projects."""
+"""The local stack (scripts/stack.sh) as the harness uses it: its lifecycle
+(up, a RabbitMQ vhost with a sahara.conf on it, down), Debian packages, the
+openrc credentials, Keystone sessions and projects."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from keystoneauth1 import session as ks_session
@@ -13,20 +17,58 @@ from keystoneauth1.identity import v3
 
 from harness import ROOT
 
+STACK = ROOT / "scripts" / "stack.sh"
+SAHARA_CONF = ROOT / "etc" / "sahara" / "sahara.conf"
+
+
+class Stack:
+    """scripts/stack.sh for one kind of run (tests, bench, soak): `up` reuses
+    running services and lists what it started in a list of the run's own
+    (STACK_STARTED), so `down` stops only that, never what `make run` or
+    another run started."""
+
+    def __init__(self, who: str) -> None:
+        self.env = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / f"started.{who}")}
+
+    def _run(self, *args: str, check: bool = True, timeout: float = 120, quiet: bool = False) -> None:
+        out = subprocess.DEVNULL if quiet else None
+        subprocess.run([str(STACK), *args], env=self.env, check=check, timeout=timeout, stdout=out)
+
+    def up(self, quiet: bool = False) -> None:
+        """Install what is missing, start what is not running (stack.sh's lines unless quiet)."""
+        self._run("up", timeout=1200, quiet=quiet)
+
+    def down(self) -> None:
+        self._run("down", check=False, timeout=300)
+
+    @contextlib.contextmanager
+    def running(self, quiet: bool = False) -> Iterator[Stack]:
+        """Up, then down at the end, also when up failed halfway."""
+        try:
+            self.up(quiet)
+            yield self
+        finally:
+            self.down()
+
+    @contextlib.contextmanager
+    def vhost(self, prefix: str, etc_dir: Path) -> Iterator[Path]:
+        """A RabbitMQ vhost of this run's own (no other engine answers its RPCs) and
+        the dev sahara.conf on it, written into etc_dir; the vhost is deleted at the end."""
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self._run("vhost", "add", name)
+        try:
+            conf = etc_dir / "sahara.conf"
+            conf.write_text(SAHARA_CONF.read_text().replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{name}"))
+            yield conf
+        finally:
+            self._run("vhost", "del", name, check=False)
+
 
 def ensure_packages(*names: str) -> None:
-    """Install the Debian packages that are missing, as scripts/stack.sh does:
-    dpkg-query first, apt-get only for what it does not find."""
-    installed = "install ok installed"
-    query = ["dpkg-query", "-W", "-f=${Status}"]
-    missing = [n for n in names if subprocess.run([*query, n], capture_output=True, text=True).stdout != installed]
-    if not missing:
-        return
-    apt = [*([] if os.geteuid() == 0 else ["sudo"]), "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q"]
-    subprocess.run([*apt, "update"], check=True, capture_output=True, timeout=600)
-    subprocess.run(
-        [*apt, "install", "-y", "--no-install-recommends", *missing], check=True, capture_output=True, timeout=900
-    )
+    """Install the Debian packages that are missing (scripts/stack.sh packages)."""
+    out = subprocess.run([str(STACK), "packages", *names], capture_output=True, text=True, timeout=1300)
+    if out.returncode != 0:
+        raise RuntimeError(f"cannot install {' '.join(names)}:\n{out.stdout}{out.stderr}")
 
 
 def read_openrc(path: Path = ROOT / "openrc") -> dict[str, str]:

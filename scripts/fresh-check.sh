@@ -29,18 +29,8 @@ host() {
     local ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
     # containernetworking-plugins + iptables: podman's default bridge network
     # (a network namespace of its own); runc: crun fails here (DESIGN.md).
-    local packages=(podman runc containernetworking-plugins iptables debootstrap) missing=() p
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    for p in "${packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        say "installing Debian packages: ${missing[*]}"
-        { $sudo env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -q &&
-            $sudo env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
-            >/dev/null || fail "cannot install ${missing[*]} (apt-get above)"
-    fi
+    local packages=(podman runc containernetworking-plugins iptables debootstrap)
+    "$ROOT/scripts/stack.sh" packages "${packages[@]}" || fail "cannot install ${packages[*]} (above)"
     timeout 120 podman info >/dev/null 2>&1 ||
         fail "podman cannot run here: $(timeout 120 podman info 2>&1 | tail -1)"
     git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 ||
@@ -126,19 +116,11 @@ healthcheck_200() {  # bash's /dev/tcp: a fresh machine has no curl
     [[ $status == "HTTP/1."?" 200"* ]]
 }
 
-# Processes of the deployment still there (not zombies): "PID name" lines.
-leftovers() {
-    local d comm cmd
-    for d in /proc/[0-9]*; do
-        alive "${d#/proc/}" || continue
-        comm=$(cat "$d/comm" 2>/dev/null) || continue
-        cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
-        case "$comm $cmd" in
-            *uwsgi* | *supervisord* | *sahara* | *mariadbd* | *mysqld* | *beam* | *rabbitmq* | *epmd* | *memcached* | *keystone*)
-                echo "${d#/proc/} $comm" ;;
-        esac
-    done
-}
+# What make run left (not zombies): "PID name" lines. In this container
+# nothing else runs, so that is every process outside this script's session:
+# the harness's walk (harness/procs.py, the tests' "nothing left"), from the
+# venv make run made.
+leftovers() { .venv/bin/python -m harness.procs leftovers; }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$SAHARA_API_PORT") 2>/dev/null; }
 
@@ -199,7 +181,7 @@ inside() {
         sleep 0.5
     done
     local left
-    left=$(leftovers | tr '\n' ' ')
+    left=$(leftovers | tr '\n' ' ') || die_with "$LOG" "cannot list the processes left (python -m harness.procs leftovers)"
     [ -z "$left" ] || die_with "$LOG" "left after TERM to make run's process group: $left"
     port_free || die_with "$LOG" "port $SAHARA_API_PORT still taken after the stop"
     mark stop $((SECONDS - t))

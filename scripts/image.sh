@@ -15,18 +15,7 @@ VERSION=$(sed -n 's/^sahara==//p' "$ROOT/requirements/runtime.txt")
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 APT_PACKAGES=(podman buildah runc debootstrap uidmap)
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    printf '[image] installing Debian packages: %s\n' "${missing[*]}"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$ROOT/scripts/stack.sh" packages "${APT_PACKAGES[@]}"
 
 "$ROOT/scripts/base-image.sh"
 

@@ -5,6 +5,8 @@
 #   scripts/stack.sh up     install what is missing, start what is not running
 #   scripts/stack.sh down   stop what `up` started (and nothing else)
 #   scripts/stack.sh install  only the Debian packages and .venv
+#   scripts/stack.sh packages NAME...   install the Debian packages that are missing
+#                           (image.sh, fresh-check.sh and the Python harness use it)
 #   scripts/stack.sh lock   regenerate requirements/constraints.txt
 #   scripts/stack.sh vhost add|del NAME   a RabbitMQ vhost of one test run
 #
@@ -56,15 +58,19 @@ wait_closed() {  # wait_closed PORT: until nothing listens there (max 30 s)
     done
 }
 
+# install_packages NAME...: dpkg-query first, apt-get only for what it does not
+# find; bounded, so a stuck mirror fails the caller instead of hanging it.
 install_packages() {
     local missing=() p
-    for p in "${APT_PACKAGES[@]}"; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     say "installing Debian packages: ${missing[*]}"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -q >/dev/null ||
+        die "apt-get update failed (above)"
+    $SUDO env DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        >/dev/null || die "cannot install ${missing[*]} (apt-get above)"
 }
 
 install_venv() {
@@ -126,13 +132,9 @@ start_rabbitmq() {
     if ! $SUDO rabbitmqctl -q list_users | grep -q '^sahara\b'; then
         $SUDO rabbitmqctl -q add_user sahara "$DEV_PASSWORD" >/dev/null
     fi
-    # `make bench` has a vhost of its own: a `make run` engine never answers
-    # its RPCs (each test run makes its own: `vhost add`).
-    local vhost
-    for vhost in / sahara-bench; do
-        $SUDO rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || true
-        $SUDO rabbitmqctl -q set_permissions -p "$vhost" sahara '.*' '.*' '.*' >/dev/null
-    done
+    # `make run`'s vhost; each test, bench and soak run makes its own (`vhost add`),
+    # so a `make run` engine never answers their RPCs.
+    $SUDO rabbitmqctl -q set_permissions -p / sahara '.*' '.*' '.*' >/dev/null
 }
 
 start_memcached() {
@@ -247,7 +249,7 @@ migrate_sahara() {
 up() {
     local t0=$SECONDS
     mkdir -p "$STATE/logs"
-    install_packages
+    install_packages "${APT_PACKAGES[@]}"
     install_venv
     start_mariadb
     start_rabbitmq
@@ -314,9 +316,10 @@ lock() {
 case "${1:-}" in
     up) up ;;
     down) down ;;
-    install) install_packages && install_venv ;;
+    install) install_packages "${APT_PACKAGES[@]}" && install_venv ;;
+    packages) shift && install_packages "$@" ;;
     check-uwsgi) check_uwsgi ;;
     lock) lock ;;
     vhost) vhost "$2" "$3" ;;
-    *) die "usage: $0 up|down|install|lock|vhost add|del NAME" ;;
+    *) die "usage: $0 up|down|install|packages NAME...|lock|vhost add|del NAME" ;;
 esac

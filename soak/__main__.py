@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
 from harness import ROOT
-from harness.stack import ensure_project, keystone_session, read_openrc
+from harness.stack import Stack, ensure_project, keystone_session, read_openrc
 from soak import report
 from soak.run import PROJECT, Plan, soak
 
-STACK = ROOT / "scripts" / "stack.sh"
 LOG = ROOT / ".soak" / "all-in-one.log"  # supervisord, uWSGI and engine output of the last run
-# Like the tests: `down` at the end stops only what this run started.
-STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.soak")}
 
 
 def say(msg: str) -> None:
@@ -37,26 +32,21 @@ def say(msg: str) -> None:
 def main() -> int:
     plan = replace(Plan(), seconds=float(os.environ.get("SOAK_SECONDS") or Plan.seconds))
     out = Path(os.environ.get("SOAK_OUT") or ROOT / "docs").resolve()
-    vhost = f"sahara-soak-{uuid.uuid4().hex[:8]}"  # no other engine answers our RPCs
     say("stack: scripts/stack.sh up (reuses running services)")
-    subprocess.run([str(STACK), "up"], env=STACK_ENV, check=True, timeout=1200, stdout=subprocess.DEVNULL)
-    subprocess.run([str(STACK), "vhost", "add", vhost], env=STACK_ENV, check=True, timeout=120)
-    try:
-        with tempfile.TemporaryDirectory(prefix="sahara-soak-") as tmp:
-            conf = Path(tmp) / "sahara.conf"
-            text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
-            conf.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{vhost}"))
-            openrc = read_openrc()
-            project_id = ensure_project(openrc, PROJECT, "make soak")
-            try:
-                results = soak(conf, Path(tmp), project_id, lambda: keystone_session(openrc, PROJECT), plan, say)
-            finally:  # the deployment's log outlives the temporary directory
-                if (Path(tmp) / "all-in-one.log").exists():
-                    LOG.parent.mkdir(exist_ok=True)
-                    shutil.copyfile(Path(tmp) / "all-in-one.log", LOG)
-    finally:
-        subprocess.run([str(STACK), "vhost", "del", vhost], env=STACK_ENV, check=False, timeout=120)
-        subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
+    stack = Stack("soak")  # down at the end stops only what this run started
+    with (
+        tempfile.TemporaryDirectory(prefix="sahara-soak-") as tmp,
+        stack.running(quiet=True),
+        stack.vhost("sahara-soak", Path(tmp)) as conf,  # no other engine answers our RPCs
+    ):
+        openrc = read_openrc()
+        project_id = ensure_project(openrc, PROJECT, "make soak")
+        try:
+            results = soak(conf, Path(tmp), project_id, lambda: keystone_session(openrc, PROJECT), plan, say)
+        finally:  # the deployment's log outlives the temporary directory
+            if (Path(tmp) / "all-in-one.log").exists():
+                LOG.parent.mkdir(exist_ok=True)
+                shutil.copyfile(Path(tmp) / "all-in-one.log", LOG)
     report.write(results, out)
     for check, ok in results["checks"].items():
         say(f"{'PASS' if ok else 'FAIL'}: {check}")

@@ -17,7 +17,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,11 +33,9 @@ from saharaclient.api.client import ClientV2
 
 from bench.measure import percentile, pss_mib
 from harness import ROOT
-from harness.procs import REQUEST_LOG, Api, free_port, start, uwsgi_master
+from harness.deploy import AllInOne, ours_env, start_ours
+from harness.procs import REQUEST_LOG, uwsgi_master
 
-BIN = Path(sys.executable).parent
-LAUNCHER = ROOT / "sahara_api_launcher.py"
-SUPERVISORD_CONF = ROOT / "deploy" / "supervisord.conf"
 PROJECT = "sahara-soak"  # its own Keystone project: the rows to count are all ours
 TABLES = {"data_source": "data_sources", "job_binary": "job_binaries", "job_template": "jobs"}
 JB_EXTRA = {"accesskey": "AK", "secretkey": "SK", "endpoint": "http://127.0.0.1:9000"}
@@ -120,19 +117,8 @@ def manager(sahara: ClientV2, kind: str):  # noqa: ANN201 (saharaclient's manage
     return {"data_source": sahara.data_sources, "job_binary": sahara.job_binaries}.get(kind, sahara.job_templates)
 
 
-class AllInOne(Api):
-    """`sahara_api_launcher.py all-in-one`: supervisord, the uWSGI API, the engine."""
-
-    def ctl(self, *args: str) -> str:
-        argv = [str(BIN / "supervisorctl"), "-c", str(SUPERVISORD_CONF), *args]
-        return subprocess.run(argv, env=self.environ, capture_output=True, text=True, timeout=30).stdout
-
-    def program_pid(self, name: str) -> int:
-        for line in self.ctl("status", name).splitlines():
-            words = line.split()
-            if words[:2] == [name, "RUNNING"]:
-                return int(words[3].rstrip(","))
-        return 0
+class Soaked(AllInOne):
+    """The all-in-one deployment under soak, and its uWSGI stats."""
 
     def stats(self) -> dict:
         """uWSGI's stats socket: workers, their pids and in-flight requests."""
@@ -155,23 +141,13 @@ class AllInOne(Api):
         }
 
 
-def start_all_in_one(conf: Path, workdir: Path, workers: int) -> AllInOne:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
-    env |= {
-        "SAHARA_CONFIG_FILES": str(conf),
-        "SAHARA_RUN_DIR": str(workdir),
-        "SAHARA_API_DRAIN_FILE": str(workdir / "drain"),
-        "SAHARA_API_PORT": str(free_port()),
-        "SAHARA_API_WORKERS": str(workers),
-        "VIRTUAL_ENV": sys.prefix,
-    }
-    argv = [sys.executable, str(LAUNCHER), "all-in-one"]
-    api = start("all-in-one", argv, workdir / "all-in-one.log", env, cls=AllInOne)
-    api.port, api.environ = int(env["SAHARA_API_PORT"]), env
+def start_all_in_one(conf: Path, workdir: Path, workers: int) -> Soaked:
+    env = ours_env(conf, workdir, SAHARA_API_WORKERS=workers)
+    api = start_ours("all-in-one", env, workdir, "all-in-one", cls=Soaked)
     try:
         api.wait_ready(timeout=120)
         deadline = time.monotonic() + 60
-        while not (api.program_pid("sahara-engine") and len(api.workers()) == workers):
+        while not (api.states().get("sahara-engine") == "RUNNING" and len(api.workers()) == workers):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"all-in-one not fully up in time:\n{api.ctl('status')}\n{api.log_text()[-3000:]}")
             time.sleep(0.2)
@@ -183,7 +159,7 @@ def start_all_in_one(conf: Path, workdir: Path, workers: int) -> AllInOne:
 
 class Soak:
     def __init__(
-        self, api: AllInOne, make_session: Callable[[], ks_session.Session], plan: Plan, say: Callable[[str], None]
+        self, api: Soaked, make_session: Callable[[], ks_session.Session], plan: Plan, say: Callable[[str], None]
     ) -> None:
         self.api, self.make_session, self.plan, self.say = api, make_session, plan, say
         self.prefix = f"soak-{uuid.uuid4().hex[:6]}"

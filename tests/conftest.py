@@ -9,10 +9,8 @@ import fcntl
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,15 +18,10 @@ import psutil
 import pytest
 from keystoneauth1 import session as ks_session
 
-from harness import ROOT
-from harness.deploy import PYTHON
-from harness.procs import Proc, start
-from harness.stack import keystone_session, read_openrc
-
-STACK = ROOT / "scripts" / "stack.sh"
-# The tests stop only what they started, not what a `make run` started.
-STACK_ENV = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / "started.tests")}
-
+from harness.make_cluster import delete_clusters, make_clusters
+from harness.procs import Proc
+from harness.slow_engine import start_slow_engine
+from harness.stack import Stack, keystone_session, read_openrc
 
 # With `-n N` (pytest-xdist, make test) N worker processes run the tests; the
 # stack is brought up once, by the first worker that needs it, and down once,
@@ -47,7 +40,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             if not pgid_file.with_suffix(".rc").exists():
                 stop_group(int(pgid_file.read_text()))
         if (Path(os.environ[SHARED]) / "stack.up").exists():
-            subprocess.run([str(STACK), "down"], env=STACK_ENV, check=False, timeout=300)
+            Stack("tests").down()
         shutil.rmtree(os.environ[SHARED], ignore_errors=True)
 
 
@@ -72,30 +65,28 @@ def stop_group(pgid: int, timeout: float = 60) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack() -> None:
-    """The local stack, brought up by the same script as `make run`, once per run."""
+def stack() -> Stack:
+    """The local stack, brought up by the same script as `make run`, once per run;
+    the tests stop only what they started, not what a `make run` started."""
+    stack = Stack("tests")
     shared = Path(os.environ[SHARED])
     with (shared / "stack.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait for the first one's `up`
         if not (shared / "stack.up").exists():
-            subprocess.run([str(STACK), "up"], env=STACK_ENV, check=True, timeout=1200)
+            stack.up()
             (shared / "stack.up").touch()
+    return stack
 
 
 @pytest.fixture(scope="session")
-def sahara_conf(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def sahara_conf(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The dev config on a RabbitMQ vhost of this test run's own."""
-    vhost = f"sahara-test-{uuid.uuid4().hex[:8]}"
-    subprocess.run([str(STACK), "vhost", "add", vhost], env=STACK_ENV, check=True, timeout=120)
-    text = (ROOT / "etc" / "sahara" / "sahara.conf").read_text()
-    path = tmp_path_factory.mktemp("etc") / "sahara.conf"
-    path.write_text(text.replace("@127.0.0.1:5672/", f"@127.0.0.1:5672/{vhost}"))
-    yield path
-    subprocess.run([str(STACK), "vhost", "del", vhost], env=STACK_ENV, check=False, timeout=120)
+    with stack.vhost("sahara-test", tmp_path_factory.mktemp("etc")) as conf:
+        yield conf
 
 
 @pytest.fixture(scope="session")
-def openrc(stack: None) -> dict[str, str]:
+def openrc(stack: Stack) -> dict[str, str]:
     return read_openrc()
 
 
@@ -120,23 +111,8 @@ def slow_engine(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[[float],
     started: list[Proc] = []
 
     def _start(delay: float) -> Proc:
-        argv = [
-            PYTHON,
-            "-m",
-            "harness.slow_engine",
-            "--config-file",
-            str(sahara_conf),
-            "--delay",
-            str(delay),
-        ]
-        proc = start("slow-engine", argv, tmp_path / "slow-engine.log", dict(os.environ))
-        started.append(proc)
-        deadline = time.monotonic() + 30
-        while "slow engine ready" not in proc.log_text():
-            if proc.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"slow engine did not start:\n{proc.log_text()}")
-            time.sleep(0.1)
-        return proc
+        started.append(start_slow_engine(sahara_conf, delay, tmp_path / "slow-engine.log"))
+        return started[-1]
 
     yield _start
     for proc in started:
@@ -147,22 +123,12 @@ def slow_engine(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[[float],
 def make_cluster(sahara_conf: Path, project_id: str) -> Iterator[Callable[[], str]]:
     """A cluster row (Active, fake plugin) created through Sahara's conductor,
     destroyed the same way after the test."""
-    base = [
-        PYTHON,
-        "-m",
-        "harness.make_cluster",
-        "--config-file",
-        str(sahara_conf),
-        "--project-id",
-        project_id,
-    ]
     made: list[str] = []
 
     def _make() -> str:
-        out = subprocess.run(base, check=True, capture_output=True, text=True, timeout=60, cwd=ROOT)
-        made.append(out.stdout.strip().splitlines()[-1])
+        made.append(make_clusters(sahara_conf, project_id))
         return made[-1]
 
     yield _make
     if made:
-        subprocess.run([*base, "--delete", *made], check=True, capture_output=True, timeout=60, cwd=ROOT)
+        delete_clusters(sahara_conf, project_id, made)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import ROOT
 from harness.podman import IMAGE, READ_ONLY, RUN, Container, podman
 from harness.procs import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from harness.stack import Stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,7 +53,7 @@ def _have_podman() -> bool:
 
 
 @pytest.fixture
-def run_container(image: str, stack: None) -> Iterator[Callable[..., Container]]:
+def run_container(image: str, stack: Stack) -> Iterator[Callable[..., Container]]:
     """run_container(*command, env=, options=, read_only=True, wait=True): `podman run -d`
     of the image; an API container listens on a free port and is waited for."""
     started: list[Container] = []

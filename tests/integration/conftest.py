@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT
-from harness.deploy import LAUNCHER, MODES, PYTHON, SERVING_MODES, NoImage, start_container
-from harness.procs import Api, Proc, free_port, start
+from harness.deploy import MODES, NoImage, ours_env, start_ours, start_upstream
+from harness.procs import Api, Proc
 from harness.prometheus import Prometheus, start_prometheus
 
 
@@ -46,41 +45,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def base_env(sahara_conf: Path, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
-    return {
-        **env,
-        "SAHARA_CONFIG_FILES": str(sahara_conf),
-        "SAHARA_API_DRAIN_FILE": str(tmp_path / "drain"),
-        "SAHARA_RUN_DIR": str(tmp_path),
-        "VIRTUAL_ENV": str(Path(PYTHON).parent.parent),
-    }
+    """Our launcher's environment: free ports, the drain file and run dir in tmp_path."""
+    return ours_env(sahara_conf, tmp_path)
 
 
 @pytest.fixture
-def launch(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+def launch(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     """launch(mode, **env) starts `sahara_api_launcher.py mode`; API servers wait until ready."""
     started: list[Proc] = []
 
     def _launch(mode: str = "api", wait: bool = True, **env: str | int) -> Proc:
-        port = free_port()
-        ports = {"SAHARA_API_PORT": str(port), "SAHARA_METRICS_PORT": str(free_port())}
-        full_env = {**base_env, **ports, **{k: str(v) for k, v in env.items()}}
-        name = f"{mode}-{len(started)}"
-        serves = mode in SERVING_MODES
-        if mode == "container":
-            try:
-                proc = start_container(name, full_env, tmp_path / f"{name}.log", tmp_path)
-            except NoImage as e:
-                pytest.skip(str(e))
-        else:
-            proc = start(
-                name,
-                [PYTHON, str(LAUNCHER), mode],
-                tmp_path / f"{name}.log",
-                full_env,
-                cls=Api if serves else Proc,
-                **({"port": port, "environ": full_env} if serves else {}),
-            )
+        try:
+            proc = start_ours(mode, ours_env(sahara_conf, tmp_path, **env), tmp_path, f"{mode}-{len(started)}")
+        except NoImage as e:
+            pytest.skip(str(e))
         started.append(proc)
         if wait and isinstance(proc, Api):
             proc.wait_ready()
@@ -104,21 +82,9 @@ def launch_upstream(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[[int
     started: list[Api] = []
 
     def _launch(workers: int) -> Api:
-        port = free_port()
-        extra = tmp_path / f"upstream-{len(started)}.conf"
-        extra.write_text(
-            f"[DEFAULT]\nport = {port}\nhost = 127.0.0.1\napi_workers = {workers}\n"
-            f"api_paste_config = {ROOT / 'deploy' / 'api-paste.ini'}\n"
-            f"[healthcheck]\ndisable_by_file_path = {tmp_path / 'drain'}\n"
-        )
-        argv = [str(Path(PYTHON).parent / "sahara-api"), "--config-file", str(sahara_conf), "--config-file", str(extra)]
-        api = start(
-            f"upstream-{len(started)}", argv, tmp_path / f"upstream-{len(started)}.log", dict(os.environ), cls=Api
-        )
-        api.port = port
-        started.append(api)
-        api.wait_ready()
-        return api
+        started.append(start_upstream(sahara_conf, workers, tmp_path, f"upstream-{len(started)}"))
+        started[-1].wait_ready()
+        return started[-1]
 
     yield _launch
     for api in reversed(started):

@@ -14,12 +14,10 @@ test_every_knob_is_in_the_tables until it says where it lands."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +27,10 @@ import pytest
 import requests
 import urllib3
 import yaml
-from test_make_run_stop import kill_make_run, start_make_run
 
 from harness.chart import CHART, find, helm, render
-from harness.deploy import QUIET, ContainerApi
-from harness.podman import IMAGE, RUN
-from harness.procs import free_port, start
+from harness.deploy import ContainerApi, NoImage, kill_make_run, require_image, run_image, start_make_run
+from harness.procs import free_port
 from harness.troubleshooting import assert_documented
 from sahara_api_knobs import defaults
 
@@ -278,19 +274,16 @@ def assert_landed(d: Deployment, config: str, path: str) -> None:
 @pytest.fixture
 def run_container(tmp_path: Path, shared: Path) -> Iterator[Callable[..., ContainerApi]]:
     """`podman run -e KNOB=x ...` of the image in api mode, read-only, as its own uid."""
-    if subprocess.run(["podman", "image", "exists", IMAGE], **QUIET).returncode != 0:
-        pytest.skip(f"no {IMAGE} image here: run `make image` (make test builds it)")
+    try:
+        require_image()
+    except NoImage as e:
+        pytest.skip(str(e))
     started: list[ContainerApi] = []
 
     def _run(knobs: dict[str, str]) -> ContainerApi:
-        name = f"sahara-knobs-{uuid.uuid4().hex[:6]}"
-        argv = [*RUN, "--name", name, "--read-only", "--tmpfs", "/tmp:rw,mode=1777", "-v", f"{shared}:{shared}"]
-        argv += [a for k, v in knobs.items() for a in ("-e", f"{k}={v}")]
-        log = tmp_path / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SAHARA_")}
-        proc = start(name, [*argv, IMAGE, "api"], log, env, cls=ContainerApi, container=name, environ=knobs)
-        started.append(proc)
-        return proc
+        name = f"knobs-{len(started)}"
+        started.append(run_image(name, knobs, [f"{shared}:{shared}"], tmp_path / f"{name}.log"))
+        return started[-1]
 
     yield _run
     for proc in started:

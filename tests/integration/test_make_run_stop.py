@@ -21,16 +21,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 import pytest
-import requests
 
 from harness import ROOT
+from harness.deploy import MakeRun, kill_make_run, start_make_run
 from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
-from harness.procs import deployment_leftovers, free_port, uwsgi_master
+from harness.procs import alive, deployment_leftovers, session_pids, uwsgi_master
 from harness.troubleshooting import assert_documented
 
 # A request started this long before the signal was accepted (test_supervision.py).
@@ -46,25 +45,6 @@ CASES = {
 }
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def session(sid: int) -> set[int]:
-    """Live processes of session `sid`."""
-    pids = set()
-    for p in psutil.process_iter():
-        try:
-            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
-                pids.add(p.pid)
-        except (OSError, psutil.Error):
-            pass
-    return pids
-
-
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -73,135 +53,6 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-@dataclass
-class MakeRun:
-    popen: subprocess.Popen
-    log: Path
-    run_dir: Path
-    started: Path
-    port: int
-    metrics_port: int
-    host: str = "127.0.0.1"
-    owned: set[int] = field(default_factory=set)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def supervisord(self) -> int:
-        return int((self.run_dir / "supervisord.pid").read_text())
-
-    @property
-    def memcached(self) -> int:
-        return int((self.started.parent / "memcached.pid").read_text())
-
-    def deployment(self) -> set[int]:
-        """supervisord, everything under it (uWSGI's metrics exporter runs in a
-        session of its own) and everything in its session."""
-        pids = {self.supervisord} | session(self.supervisord)
-        for pid in list(pids):
-            try:
-                pids |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
-            except psutil.NoSuchProcess:
-                pass
-        return pids
-
-    def wait_ready(self, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while "success: sahara-engine entered RUNNING state" not in self.log_text():
-            assert self.popen.poll() is None, f"make run exited:\n{self.log_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"make run not ready:\n{self.log_text()[-3000:]}"
-            time.sleep(0.2)
-        while True:
-            try:  # a busy machine may keep the first probes in the listen queue for long
-                if requests.get(f"{self.url}/healthcheck", timeout=10).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, f"make run not serving:\n{self.log_text()[-3000:]}"
-            time.sleep(0.2)
-
-
-def terminal_signals() -> None:
-    for sig in (signal.SIGINT, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_DFL)
-
-
-def start_make_run(tmp_path: Path, sahara_conf: Path, **knobs: str | int | Path) -> MakeRun:
-    """`make run` as a user types it, `VAR=x make run`: the knobs in make's
-    environment (they win over deploy/defaults.env), on ports, a run dir and a
-    memcached of its own."""
-    memcached_port, started = free_port(), tmp_path / "started"
-    knobs = {
-        "SAHARA_API_PORT": free_port(),
-        "SAHARA_METRICS_PORT": free_port(),
-        "SAHARA_RUN_DIR": tmp_path / "run",
-        "SAHARA_CONFIG_FILES": sahara_conf,
-        "SAHARA_API_DRAIN_FILE": tmp_path / "drain",
-        "SAHARA_API_WORKERS": 2,
-        **knobs,
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAHARA_", "MAKE", "MFLAGS"))}
-    env |= {k: str(v) for k, v in knobs.items()}
-    env |= {"STACK_STARTED": str(started), "STACK_MEMCACHED_PORT": str(memcached_port)}
-    log = tmp_path / "make-run.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            ["make", "--no-print-directory", "run"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-            start_new_session=True,  # make leads its process group, as in a terminal
-            # and gets a terminal's dispositions, however the tests were started (a
-            # background job of a script ignores INT and QUIT, and bash cannot trap them).
-            preexec_fn=terminal_signals,
-        )
-    # A test of bad values gives ports that are not numbers: 0 then.
-    port, metrics_port = (
-        int(p) if str(p).isdigit() else 0 for p in (knobs["SAHARA_API_PORT"], knobs["SAHARA_METRICS_PORT"])
-    )
-    return MakeRun(
-        popen,
-        log,
-        Path(knobs["SAHARA_RUN_DIR"]),
-        started,
-        port,
-        metrics_port,
-        str(knobs.get("SAHARA_API_HOST", "127.0.0.1")),
-    )
-
-
-def kill_make_run(run: MakeRun) -> None:
-    """Whatever happened: kill what the run started, by the pids it owns
-    (and, if it failed before recording them, what its pidfiles name)."""
-    pidfiles = {"supervisord": run.run_dir / "supervisord.pid", "memcached": run.started.parent / "memcached.pid"}
-    for name, pidfile in pidfiles.items():
-        try:
-            pid = int(pidfile.read_text())
-            if name in " ".join(psutil.Process(pid).cmdline()):
-                run.owned |= {pid} | session(pid)
-        except (OSError, ValueError, psutil.Error):
-            pass
-    for pid in list(run.owned):
-        try:
-            run.owned |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
-        except psutil.NoSuchProcess:
-            pass
-    for pid in run.owned:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    try:
-        os.killpg(run.popen.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    run.popen.wait(timeout=30)
 
 
 @pytest.fixture
@@ -254,7 +105,7 @@ def test_make_run_stops_api_and_engine_first_and_leaves_nothing(make_run: MakeRu
         make_exit = time.monotonic() - t_signal
         writer.join(timeout=60)
     failed = load.failed(started_before=t_signal - ACCEPTED)
-    left = {p for p in run.owned if alive(p)} | session(sid)
+    left = {p for p in run.owned if alive(p)} | session_pids(sid)
     left |= {p.pid for p in deployment_leftovers({sid}, str(run.run_dir), {run.port, run.metrics_port})}
     log = run.log_text()
     print(
@@ -290,7 +141,7 @@ def test_next_make_run_stops_what_a_dead_one_left(tmp_path: Path) -> None:
     leftover = "set -m; sleep 300 & sleep 300 & echo $$ > " + str(pidfile)
     subprocess.run(["setsid", "bash", "-c", leftover], check=True, timeout=30)
     sid = int(pidfile.read_text())
-    left = session(sid)
+    left = session_pids(sid)
     assert len(left) == 2
     try:
         t0 = time.monotonic()
@@ -298,7 +149,7 @@ def test_next_make_run_stops_what_a_dead_one_left(tmp_path: Path) -> None:
         took = time.monotonic() - t0
         print(f"\n[leftover] {out.stdout.strip()} (done in {took:.1f} s)")
         assert out.returncode == 0, out.stderr
-        assert session(sid) == set() and not pidfile.exists()
+        assert session_pids(sid) == set() and not pidfile.exists()
         line = out.stdout.strip()
         assert line.startswith("[run] stopping 2 processes an earlier run left") and "\n" not in line
         assert_documented(line)

@@ -4,10 +4,8 @@ sahara-api (uWSGI) and the real sahara-engine under supervisord."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,30 +15,17 @@ import psutil
 import pytest
 import requests
 
-from harness import ROOT
-from harness.deploy import LAUNCHER, PYTHON
+from harness.deploy import AllInOne, ours_env, start_ours
 from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
-from harness.procs import Api, free_port, start, uwsgi_master
+from harness.procs import free_port, uwsgi_master
 from harness.troubleshooting import assert_documented
 from harness.workload import scale_request
 
-CONF = ROOT / "deploy" / "supervisord.conf"
-BIN = Path(PYTHON).parent
 # What the real sahara-engine reports (sahara.service.heat.commons.HEAT_ENGINE_VERSION).
 REAL_ENGINE = "heat.3.0"
 
 
-class Supervisor(Api):
-    def ctl(self, *args: str) -> str:
-        argv = [str(BIN / "supervisorctl"), "-c", str(CONF), *args]
-        return subprocess.run(argv, env=self.environ, capture_output=True, text=True, timeout=30).stdout
-
-    def states(self) -> dict[str, str]:
-        return {line.split()[0]: line.split()[1] for line in self.ctl("status").splitlines()}
-
-    def program_pid(self, name: str) -> int:
-        return int(re.search(rf"^{name}\s+RUNNING\s+pid (\d+)", self.ctl("status"), re.M)[1])
-
+class Supervisor(AllInOne):
     def wait_states(self, expected: dict[str, str], timeout: float = 60) -> float:
         t0 = time.monotonic()
         while self.states() != expected:
@@ -50,16 +35,12 @@ class Supervisor(Api):
 
 
 @pytest.fixture
-def supervisor(base_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Supervisor]]:
+def supervisor(sahara_conf: Path, tmp_path: Path) -> Iterator[Callable[..., Supervisor]]:
     started: list[Supervisor] = []
 
     def _start(wait: bool = True, **env: str) -> Supervisor:
-        ports = {"SAHARA_API_PORT": str(free_port()), "SAHARA_METRICS_PORT": str(free_port())}
-        full_env = {**base_env, **ports, "SAHARA_API_WORKERS": "2", **env}
-        port = int(full_env["SAHARA_API_PORT"])
-        argv = [PYTHON, str(LAUNCHER), "all-in-one"]
-        sup = start("supervisord", argv, tmp_path / "supervisord.log", full_env, cls=Supervisor)
-        sup.port, sup.environ = port, full_env
+        full_env = ours_env(sahara_conf, tmp_path, SAHARA_API_WORKERS=2, **env)
+        sup = start_ours("all-in-one", full_env, tmp_path, "supervisord", cls=Supervisor)
         started.append(sup)
         if wait:
             sup.wait_ready()
