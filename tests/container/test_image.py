@@ -16,8 +16,8 @@ import psutil
 import pytest
 import requests
 
-from harness.load import UPLOAD_SIGNAL_AT, trickle_put
-from harness.podman import Container, Load, podman
+from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
+from harness.podman import Container, podman
 from harness.troubleshooting import assert_documented
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,7 +136,7 @@ def test_sigterm_under_load_exits_0_without_failed_requests(
     slow_engine(3.0)
     cluster = make_cluster()
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
-    load = Load(c.url, token).start()
+    load = Load(c.url, token, path="/v2/clusters").start()
     slow: dict[str, object] = {}
     in_flight = threading.Thread(target=lambda: slow.update(r=_try(lambda: scale(c, token, cluster))))
     in_flight.start()
@@ -152,18 +152,18 @@ def test_sigterm_under_load_exits_0_without_failed_requests(
     load.stop()
     # A request started this long before the signal had been accepted by a worker.
     before = t_signal - ACCEPTED
-    after = [o for start, o in load.results if start >= before and o != "ok"]
+    after = [r for r in load.results if r.start >= before and not r.ok]
     print(
         f"stop took {took:.1f} s, exit {c.exit_code()}; slow request: {slow.get('r')}; upload: {upload.get('status')}"
         f" at +{float(upload.get('end', 0)) - t_signal:.2f} s; load: {load.summary()}; "
-        f"failed before the signal: {len(load.failed(before))}; not served after it: {len(after)}"
+        f"failed before the signal: {len(load.failed(before, count_refused=False))}; not served after it: {len(after)}"
     )
     assert stop.returncode == 0
     assert c.exit_code() == 0
     assert isinstance(slow["r"], requests.Response), f"the in-flight request was cut: {slow['r']}"
     assert slow["r"].status_code == 400 and "slow-engine" in slow["r"].text
     assert upload.get("status") == 404 and float(upload["end"]) > t_signal, f"Sahara's own answer: {upload}"
-    assert load.ok > 0 and load.failed(before) == []
+    assert load.ok > 0 and load.failed(before, count_refused=False) == []
 
 
 def _try(call):  # noqa: ANN001, ANN202
@@ -176,7 +176,7 @@ def _try(call):  # noqa: ANN001, ANN202
 def test_killed_worker_is_replaced(run_container, mounted_conf, token: str) -> None:
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
     before = c.uwsgi_workers()
-    load = Load(c.url, token, threads=2).start()
+    load = Load(c.url, token, path="/v2/clusters", clients=2).start()
     time.sleep(0.5)
     victim = min(before)
     t0 = time.monotonic()
@@ -191,7 +191,9 @@ def test_killed_worker_is_replaced(run_container, mounted_conf, token: str) -> N
     load.stop()
     print(f"worker {victim} killed; replaced after {respawn:.2f} s; load: {load.summary()}")
     assert len(after) == 2 and victim not in after
-    assert len(load.failed()) <= load.threads, "only requests in flight on the killed worker may fail"
+    assert (
+        len(load.failed(count_refused=False)) <= load.clients
+    ), "only requests in flight on the killed worker may fail"
     assert get(c, "/v2/plugins", token).status_code == 200
     assert c.running()
 
@@ -234,7 +236,7 @@ def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounte
         assert time.monotonic() < deadline, c.logs()[-2000:]
         time.sleep(0.2)
     processes = {p.pid for p in c.processes()}
-    load = Load(c.url, token, threads=2).start()
+    load = Load(c.url, token, path="/v2/clusters", clients=2).start()
     slow: dict[str, float | int | str] = {}
     in_flight = threading.Thread(target=trickle_put, args=(c.url, token, slow))
     in_flight.start()
@@ -251,10 +253,10 @@ def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounte
     print(
         f"\n[all-in-one, supervisord killed] container exited {rc} after {took:.1f} s; in-flight request:"
         f" {slow.get('status')} at +{float(slow.get('end', 0)) - t_signal:.2f} s; load: {load.summary()};"
-        f" failed before the signal: {len(load.failed(before))}; processes left: {left}"
+        f" failed before the signal: {len(load.failed(before, count_refused=False))}; processes left: {left}"
     )
     assert took < 60
-    assert load.failed(before) == []
+    assert load.failed(before, count_refused=False) == []
     assert left == []
     with pytest.raises(requests.ConnectionError):
         get(c, "/healthcheck")
