@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,43 @@ import psutil
 import requests
 
 from harness import ROOT
+from sahara_api_metrics import read_stats
 
 # One line per request, as deploy/uwsgi.ini's log-format writes it.
 REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, every: float = 0.05) -> object:
+    """Poll `condition` until it returns something true (returned), or fail
+    saying `what` did not happen within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(every)
+    return value
+
+
+def uwsgi_stats(run_dir: str | Path) -> dict:
+    """uWSGI's stats socket in a deployment's run dir: workers, their pids, cores and requests in flight."""
+    return read_stats(str(Path(run_dir) / "uwsgi-stats.sock"))
+
+
+def busy_threads(stats: dict) -> int:
+    """Worker threads inside a request now (a core's in_request)."""
+    return sum(c["in_request"] for w in stats["workers"] for c in w.get("cores", []))
+
+
+def assert_dies_with_killed_master(proc: psutil.Process, master: int, what: str, timeout: float = 10) -> None:
+    """SIGKILL `master`, which gives it no chance to stop `proc`: the kernel
+    must (PR_SET_PDEATHSIG, setpriv --pdeathsig) within `timeout` s."""
+    os.kill(master, signal.SIGKILL)
+    try:
+        proc.wait(timeout=timeout)
+    except psutil.TimeoutExpired:
+        raise AssertionError(f"{what} outlived its master") from None
+    except psutil.NoSuchProcess:
+        pass
 
 
 def free_port() -> int:
@@ -150,6 +185,9 @@ class Api(Proc):
                 if child.name() == master.name() and os.getsid(child.pid) == os.getsid(master.pid):
                     pids.add(child.pid)
         return pids
+
+    def stats(self) -> dict:
+        return uwsgi_stats(self.environ["SAHARA_RUN_DIR"])
 
     def served_by(self) -> list[tuple[int, str, str]]:
         """(worker pid, method, path) of every request in uWSGI's request log."""

@@ -5,19 +5,16 @@ test_security.py."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import psutil
-import pytest
 import requests
 
 from bench import hostile
-from harness.procs import Api
+from harness.procs import Api, assert_dies_with_killed_master
 
 LIMIT = 10 * 2**20  # SAHARA_API_MAX_BODY_MB's default
 
@@ -84,13 +81,7 @@ def test_slow_bodies_and_idle_connections_hold_no_worker(launch, token: str) -> 
 def test_front_dies_with_a_killed_master(launch) -> None:
     api = launch(SAHARA_API_WORKERS=1)
     nginx = front_of(api)
-    os.kill(api.pid, signal.SIGKILL)
-    try:
-        nginx.wait(timeout=10)
-    except psutil.TimeoutExpired:
-        pytest.fail("nginx outlived its master (setpriv --pdeathsig)")
-    except psutil.NoSuchProcess:
-        pass
+    assert_dies_with_killed_master(nginx, api.pid, "nginx (setpriv --pdeathsig)")
     # ... so a restart finds the port free, and the stale pidfile in the same run dir is no obstacle.
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -20,7 +20,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import ROOT
-from harness.procs import Api, free_port, start
+from harness.procs import Api, assert_dies_with_killed_master, free_port, start
 from harness.workload import fast_get, scale_request
 from sahara_api_knobs import settings
 
@@ -193,13 +193,7 @@ def test_exporter_dies_with_a_killed_master(launch) -> None:
     api = launch(SAHARA_API_WORKERS=2)
     wait_scrape(metrics_url(api))
     proc = exporter(api)
-    os.kill(api.master, signal.SIGKILL)
-    try:
-        proc.wait(timeout=10)
-    except psutil.TimeoutExpired:
-        pytest.fail("the exporter outlived its master")
-    except psutil.NoSuchProcess:
-        pass
+    assert_dies_with_killed_master(proc, api.master, "the exporter")
 
 
 def test_port_zero_turns_metrics_off(launch) -> None:

@@ -47,19 +47,13 @@ def status_of(answer: bytes | None) -> int | None:
     return int(answer.split(b" ", 2)[1]) if answer else None
 
 
-def stats(api: Api) -> dict:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(Path(api.environ["SAHARA_RUN_DIR"]) / "uwsgi-stats.sock"))
-        return json.loads(b"".join(iter(lambda: s.recv(65536), b"")))
-
-
 def assert_workers_healthy(api: Api, workers: set[int]) -> None:
     """The same workers (none crashed or was killed) answer fast requests, all idle after."""
     timings = fast_requests(f"{api.url}/healthcheck", seconds=3)
     print(f"  after: fast GETs {timings.summary()}")
     assert not timings.failures and timings.percentile(99) < 5
     assert api.worker_pids() == workers, "no worker died or was replaced"
-    assert {w["status"] for w in stats(api)["workers"]} == {"idle"}, "no worker is stuck in a request"
+    assert {w["status"] for w in api.stats()["workers"]} == {"idle"}, "no worker is stuck in a request"
 
 
 def api_routes(sahara_conf: Path) -> list[tuple[str, str]]:
