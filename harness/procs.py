@@ -41,9 +41,9 @@ def uwsgi_stats(run_dir: str | Path) -> dict:
     return read_stats(str(Path(run_dir) / "uwsgi-stats.sock"))
 
 
-def busy_threads(stats: dict) -> int:
-    """Worker threads inside a request now (a core's in_request)."""
-    return sum(c["in_request"] for w in stats["workers"] for c in w.get("cores", []))
+def busy_threads(workers: list[dict]) -> int:
+    """Threads of these workers (from uwsgi_stats) inside a request now: their cores' in_request."""
+    return sum(c["in_request"] for w in workers for c in w.get("cores", []))
 
 
 def assert_dies_with_killed_master(proc: psutil.Process, master: int, what: str, timeout: float = 10) -> None:
