@@ -25,15 +25,23 @@ from sahara_api_metrics import read_stats
 REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str, every: float = 0.05) -> object:
-    """Poll `condition` until it returns something true (returned), or fail
-    saying `what` did not happen within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
+def wait_for(condition: Callable[[], object], timeout: float, what: str = "", every: float = 0.05) -> float:
+    """Seconds until `condition()` is true, polled every `every` s; fails the
+    test (AssertionError naming `what`) after `timeout` s. The wait on a
+    condition that replaces a fixed sleep."""
+    t0 = time.monotonic()
+    while not condition():
+        assert time.monotonic() - t0 < timeout, f"{what or 'condition'} not within {timeout} s"
         time.sleep(every)
-    return value
+    return time.monotonic() - t0
+
+
+def answers(url: str, token: str = "", timeout: float = 2) -> bool:
+    """GET `url` (with `token`, if any) is answered 200 now: not refused, reset, slow or failing."""
+    try:
+        return requests.get(url, headers={"X-Auth-Token": token} if token else {}, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def uwsgi_stats(run_dir: str | Path) -> dict:

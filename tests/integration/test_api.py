@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import stat
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import psutil
 import pytest
 import requests
 
-from harness.procs import Api
+from harness.procs import Api, answers, wait_for
 
 MARIADB_PORT = 3306
 
@@ -84,10 +83,12 @@ def test_request_log_line_carries_the_request_id(launch, token: str) -> None:
     api = launch(SAHARA_API_WORKERS=1)
     r = get(api, "/v2/clusters", token)
     rid = r.headers["x-openstack-request-id"]
-    deadline = time.monotonic() + 10  # uWSGI logs a request after its response is sent
-    while not (lines := [line for line in api.log_text().splitlines() if f"req={rid}" in line]):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+
+    def logged() -> list[str]:
+        return [line for line in api.log_text().splitlines() if f"req={rid}" in line]
+
+    wait_for(logged, 10, "the request's log line")  # uWSGI logs a request after its response is sent
+    lines = logged()
     print(f"\n{lines}")
     assert len(lines) == 1 and '"GET /v2/clusters" 200 ' in lines[0] and "ms worker=1 pid=" in lines[0]
 
@@ -98,14 +99,8 @@ def test_stats_socket_is_local_and_reports_workers(launch) -> None:
     assert stat.S_ISSOCK(sock.stat().st_mode) and not sock.stat().st_mode & 0o002, "a unix socket, not world-writable"
     assert {w["pid"] for w in api.stats()["workers"]} == api.worker_pids()
     metrics = int(api.environ["SAHARA_METRICS_PORT"])
-    deadline = time.monotonic() + 30  # the master starts the exporter when its workers start
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{metrics}/metrics", timeout=10).raise_for_status()
-            break
-        except requests.RequestException:
-            assert time.monotonic() < deadline, "the metrics exporter did not start"
-            time.sleep(0.2)
+    # The master starts the exporter when its workers start.
+    wait_for(lambda: answers(f"http://127.0.0.1:{metrics}/metrics"), 30, "the metrics exporter", every=0.2)
     processes = [psutil.Process(api.master), *psutil.Process(api.master).children(recursive=True)]
     listening = {c.laddr for p in processes for c in p.connections("inet") if c.status == psutil.CONN_LISTEN}
     assert listening == {("127.0.0.1", api.port), ("127.0.0.1", metrics)}, "HTTP and metrics, on loopback only"

@@ -96,7 +96,9 @@ def test_killed_front_is_restarted(launch) -> None:
     api = launch(SAHARA_API_WORKERS=1)
     nginx = front_of(api)
     orphans = nginx.children()
-    time.sleep(4)  # past uWSGI's respawn throttle (a daemon that dies within 3 s of its start waits)
+    # Past uWSGI's respawn throttle (a daemon that dies within 3 s of its start waits):
+    # nginx has run 4 s (uWSGI forked it a little earlier), however long the launch took.
+    time.sleep(max(0.0, nginx.create_time() + 4 - time.time()))
     t0 = time.monotonic()
     nginx.kill()
     while True:
