@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
-from harness.podman import Container, podman
+from harness.podman import podman
 from harness.troubleshooting import assert_documented
+from harness.workload import get, scale_request
 
 ROOT = Path(__file__).resolve().parents[2]
 EX_CONFIG = 78
@@ -49,24 +50,11 @@ def stack_env(sahara_conf: Path) -> dict[str, str]:
     }
 
 
-def get(c: Container, path: str, token: str | None = None) -> requests.Response:
-    return requests.get(f"{c.url}{path}", headers={"X-Auth-Token": token} if token else {}, timeout=30)
-
-
-def scale(c: Container, token: str, cluster_id: str) -> requests.Response:
-    return requests.put(
-        f"{c.url}/v2/clusters/{cluster_id}",
-        json={"resize_node_groups": [{"name": "workers", "count": 2}]},
-        headers={"X-Auth-Token": token},
-        timeout=60,
-    )
-
-
 def test_api_answers_with_a_token_and_401_without(run_container, mounted_conf, token: str) -> None:
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
-    assert get(c, "/healthcheck").text == "OK"
-    assert get(c, "/v2/plugins").status_code == 401
-    r = get(c, "/v2/plugins", token)
+    assert get(c.url, "/healthcheck").text == "OK"
+    assert get(c.url, "/v2/plugins").status_code == 401
+    r = get(c.url, "/v2/plugins", token)
     assert r.status_code == 200
     assert [p["name"] for p in r.json()["plugins"]] == ["fake"]
     assert len(c.uwsgi_workers()) == 2
@@ -75,7 +63,7 @@ def test_api_answers_with_a_token_and_401_without(run_container, mounted_conf, t
 @pytest.mark.parametrize("user", [None, "12345:12345"], ids=["image-uid", "arbitrary-uid"])
 def test_runs_read_only_as_non_root(run_container, mounted_conf, token: str, user: str | None) -> None:
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=[*mounted_conf, *(["--user", user] if user else [])])
-    assert get(c, "/v2/clusters", token).status_code == 200
+    assert get(c.url, "/v2/clusters", token).status_code == 200
     uids = {p.uids().real for p in c.processes()}
     print(f"uids of the container's processes: {uids}")
     assert uids == {int(user.split(":")[0]) if user else IMAGE_UID}
@@ -87,8 +75,8 @@ def test_runs_read_only_as_non_root(run_container, mounted_conf, token: str, use
 def test_configured_by_environment_only(run_container, stack_env: dict[str, str], token: str) -> None:
     """The README's `docker run`: no mounted config, only environment variables."""
     c = run_container(env={**stack_env, "SAHARA_API_WORKERS": "2"})
-    assert get(c, "/v2/plugins").status_code == 401
-    assert get(c, "/v2/clusters", token).status_code == 200
+    assert get(c.url, "/v2/plugins").status_code == 401
+    assert get(c.url, "/v2/clusters", token).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -120,7 +108,7 @@ def test_healthcheck_follows_the_drain_file(run_container, mounted_conf) -> None
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
     assert podman("healthcheck", "run", c.name).returncode == 0
     assert c.exec("sh", "-c", 'touch "$SAHARA_API_DRAIN_FILE"').returncode == 0
-    assert get(c, "/healthcheck").status_code == 503
+    assert get(c.url, "/healthcheck").status_code == 503
     assert podman("healthcheck", "run", c.name).returncode != 0
 
 
@@ -138,7 +126,7 @@ def test_sigterm_under_load_exits_0_without_failed_requests(
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
     load = Load(c.url, token, path="/v2/clusters").start()
     slow: dict[str, object] = {}
-    in_flight = threading.Thread(target=lambda: slow.update(r=_try(lambda: scale(c, token, cluster))))
+    in_flight = threading.Thread(target=lambda: slow.update(r=_try(lambda: scale_request(c.url, token, cluster))))
     in_flight.start()
     upload: dict[str, float | int | str] = {}
     uploader = threading.Thread(target=trickle_put, args=(c.url, token, upload))
@@ -194,7 +182,7 @@ def test_killed_worker_is_replaced(run_container, mounted_conf, token: str) -> N
     assert (
         len(load.failed(count_refused=False)) <= load.clients
     ), "only requests in flight on the killed worker may fail"
-    assert get(c, "/v2/plugins", token).status_code == 200
+    assert get(c.url, "/v2/plugins", token).status_code == 200
     assert c.running()
 
 
@@ -203,7 +191,7 @@ def test_all_in_one_runs_api_and_engine(run_container, mounted_conf, token: str,
     engine over RabbitMQ; `docker stop` with an upload in flight: the upload
     gets Sahara's answer, both programs stop and the container exits 0."""
     c = run_container("all-in-one", env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
-    r = scale(c, token, make_cluster())
+    r = scale_request(c.url, token, make_cluster())
     assert r.status_code == 400 and REAL_ENGINE in r.text, r.text
     upload: dict[str, float | int | str] = {}
     uploader = threading.Thread(target=trickle_put, args=(c.url, token, upload))
@@ -259,7 +247,7 @@ def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounte
     assert load.failed(before, count_refused=False) == []
     assert left == []
     with pytest.raises(requests.ConnectionError):
-        get(c, "/healthcheck")
+        get(c.url, "/healthcheck")
     log = c.logs()
     assert "killing what did not stop" not in log, "everything stopped by itself"
     assert slow.get("status") == 404 and float(slow["end"]) > t_signal, f"Sahara's own answer: {slow}"

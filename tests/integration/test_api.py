@@ -8,23 +8,18 @@ from pathlib import Path
 
 import psutil
 import pytest
-import requests
 
 from harness.procs import Api, answers, wait_for
+from harness.workload import get
 
 MARIADB_PORT = 3306
-
-
-def get(api: Api, path: str, token: str | None = None) -> requests.Response:
-    headers = {"X-Auth-Token": token} if token else {}
-    return requests.get(f"{api.url}{path}", headers=headers, timeout=30)
 
 
 def hit_every_worker(api: Api, path: str, token: str, workers: int) -> set[int]:
     """Send concurrent requests until the request log shows `workers` distinct pids."""
     with ThreadPoolExecutor(16) as pool:
         for _ in range(20):
-            assert all(r.status_code == 200 for r in pool.map(lambda _: get(api, path, token), range(32)))
+            assert all(r.status_code == 200 for r in pool.map(lambda _: get(api.url, path, token), range(32)))
             pids = {pid for pid, _, p in api.served_by() if p == path}
             if len(pids) >= workers:
                 return pids
@@ -32,13 +27,13 @@ def hit_every_worker(api: Api, path: str, token: str, workers: int) -> set[int]:
 
 
 def test_healthcheck_answers_without_a_token(api: Api) -> None:
-    r = get(api, "/healthcheck")
+    r = get(api.url, "/healthcheck")
     assert (r.status_code, r.text) == (200, "OK")
 
 
 def test_api_needs_a_token(api: Api, token: str) -> None:
-    assert get(api, "/v2/plugins").status_code == 401
-    r = get(api, "/v2/plugins", token)
+    assert get(api.url, "/v2/plugins").status_code == 401
+    r = get(api.url, "/v2/plugins", token)
     assert r.status_code == 200
     assert [p["name"] for p in r.json()["plugins"]] == ["fake"]
 
@@ -46,10 +41,10 @@ def test_api_needs_a_token(api: Api, token: str) -> None:
 def test_drain_file_fails_healthcheck_but_keeps_serving(api: Api, token: str) -> None:
     drain = Path(api.environ["SAHARA_API_DRAIN_FILE"])
     drain.touch()
-    assert get(api, "/healthcheck").status_code == 503
-    assert get(api, "/v2/plugins", token).status_code == 200
+    assert get(api.url, "/healthcheck").status_code == 503
+    assert get(api.url, "/v2/plugins", token).status_code == 200
     drain.unlink()
-    assert get(api, "/healthcheck").status_code == 200
+    assert get(api.url, "/healthcheck").status_code == 200
 
 
 @pytest.mark.modes("multi")
@@ -81,7 +76,7 @@ def test_workers_never_share_a_db_connection(api: Api, token: str) -> None:
 
 def test_request_log_line_carries_the_request_id(launch, token: str) -> None:
     api = launch(SAHARA_API_WORKERS=1)
-    r = get(api, "/v2/clusters", token)
+    r = get(api.url, "/v2/clusters", token)
     rid = r.headers["x-openstack-request-id"]
 
     def logged() -> list[str]:
