@@ -21,7 +21,7 @@ import psutil
 import requests
 
 from harness.load import Load
-from harness.procs import Proc, uwsgi_master
+from harness.procs import Proc, serves, uwsgi_master
 
 LUA = Path(__file__).with_name("report.lua")
 # A task blocked in one of these waits for a connection (or its accept lock).
@@ -128,11 +128,8 @@ def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) ->
     while time.monotonic() - t0 < limit:
         if proc.popen.poll() is not None:
             raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_text()[-3000:]}")
-        try:
-            if requests.get(url, headers={"X-Auth-Token": token}, timeout=2).status_code == 200:
-                return time.monotonic() - t0
-        except requests.RequestException:
-            pass
+        if serves(url, token):
+            return time.monotonic() - t0
         time.sleep(0.01)
     raise Wedged(f"no 200 from {url} within {limit:g} s of the start")
 

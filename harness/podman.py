@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 
 import psutil
-import requests
+
+from harness.procs import serves
 
 # SAHARA_IMAGE: test another tag (scripts/image.sh IMAGE=...) without touching :latest.
 IMAGE = os.environ.get("SAHARA_IMAGE", "sahara-api:latest")
@@ -80,10 +81,7 @@ class Container:
         while time.monotonic() < deadline:
             if not self.running():
                 raise RuntimeError(f"{self.name} exited with {self.exit_code()}:\n{self.logs()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/healthcheck", timeout=5).status_code == 200:
-                    return
-            except (requests.ConnectionError, requests.Timeout):
-                pass  # not listening yet, or a busy machine
+            if serves(f"{self.url}/healthcheck", timeout=5):  # or not listening yet, or a busy machine
+                return
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.logs()[-3000:]}")

@@ -36,7 +36,7 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str = "", ev
     return time.monotonic() - t0
 
 
-def answers(url: str, token: str = "", timeout: float = 2) -> bool:
+def serves(url: str, token: str = "", timeout: float = 2) -> bool:
     """GET `url` (with `token`, if any) is answered 200 now: not refused, reset, slow or failing."""
     try:
         return requests.get(url, headers={"X-Auth-Token": token} if token else {}, timeout=timeout).status_code == 200
@@ -206,13 +206,10 @@ class Api(Proc):
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/healthcheck", timeout=2).status_code == 200:
-                    return
             # uWSGI listens before its workers are up: on a busy machine the
             # first probe waits in the backlog longer than its timeout.
-            except requests.RequestException:
-                pass
+            if serves(f"{self.url}/healthcheck"):
+                return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_text()[-3000:]}")
 
