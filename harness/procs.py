@@ -25,13 +25,16 @@ from sahara_api_metrics import read_stats
 REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
 
 
-def wait_for(condition: Callable[[], object], timeout: float, what: str = "", every: float = 0.05) -> float:
+def wait_for(
+    condition: Callable[[], object], timeout: float, what: str | Callable[[], str] = "", every: float = 0.05
+) -> float:
     """Seconds until `condition()` is true, polled every `every` s; fails the
-    test (AssertionError naming `what`) after `timeout` s. The wait on a
-    condition that replaces a fixed sleep."""
+    test after `timeout` s, saying `what` (or what `what()` returns then, e.g.
+    a log's tail). The wait on a condition that replaces a fixed sleep."""
     t0 = time.monotonic()
     while not condition():
-        assert time.monotonic() - t0 < timeout, f"{what or 'condition'} not within {timeout} s"
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"{what() if callable(what) else what or 'condition'}: not within {timeout} s")
         time.sleep(every)
     return time.monotonic() - t0
 

@@ -178,7 +178,7 @@ def test_api_pod_starts_probes_and_drains_without_a_failed_request(kubelet: Kube
     lb = threading.Thread(target=balancer, daemon=True)
     lb.start()
     load = Load(c.url, token, path="/v2/clusters", sending=in_service.is_set).start()
-    time.sleep(2)
+    load.warm()  # in service, every worker past its first (slow) request
 
     # Pod deletion: preStop runs to completion, then SIGTERM to PID 1, SIGKILL after the grace period.
     grace = pod["terminationGracePeriodSeconds"]

@@ -18,6 +18,7 @@ import requests
 
 from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
 from harness.podman import podman
+from harness.procs import wait_for
 from harness.troubleshooting import assert_documented
 from harness.workload import get, scale_request
 
@@ -167,18 +168,16 @@ def test_killed_worker_is_replaced(run_container, mounted_conf, token: str) -> N
     load = Load(c.url, token, path="/v2/clusters", clients=2).start()
     time.sleep(0.5)
     victim = min(before)
-    t0 = time.monotonic()
     psutil.Process(victim).kill()
-    while time.monotonic() - t0 < 10:
+
+    def replaced() -> bool:
         after = c.uwsgi_workers()
-        if len(after) == 2 and victim not in after:
-            break
-        time.sleep(0.02)
-    respawn = time.monotonic() - t0
+        return len(after) == 2 and victim not in after
+
+    respawn = wait_for(replaced, 10, f"2 workers, {victim} not one of them", every=0.02)
     time.sleep(1.0)
     load.stop()
     print(f"worker {victim} killed; replaced after {respawn:.2f} s; load: {load.summary()}")
-    assert len(after) == 2 and victim not in after
     assert (
         len(load.failed(count_refused=False)) <= load.clients
     ), "only requests in flight on the killed worker may fail"
@@ -219,10 +218,7 @@ def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounte
     launcher's parent-death TERM), the entrypoint waits for them, then the
     container ends: nothing left, nothing serving, the port free."""
     c = run_container("all-in-one", env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
-    deadline = time.monotonic() + 60
-    while "success: sahara-engine entered RUNNING state" not in c.logs():
-        assert time.monotonic() < deadline, c.logs()[-2000:]
-        time.sleep(0.2)
+    wait_for(lambda: "success: sahara-engine entered RUNNING state" in c.logs(), 60, lambda: c.logs()[-2000:], 0.2)
     processes = {p.pid for p in c.processes()}
     load = Load(c.url, token, path="/v2/clusters", clients=2).start()
     slow: dict[str, float | int | str] = {}

@@ -14,7 +14,7 @@ import psutil
 import requests
 
 from harness import hostile
-from harness.procs import Api, assert_dies_with_killed_master
+from harness.procs import Api, assert_dies_with_killed_master, serves, wait_for
 
 LIMIT = 10 * 2**20  # SAHARA_API_MAX_BODY_MB's default
 
@@ -99,18 +99,14 @@ def test_killed_front_is_restarted(launch) -> None:
     # Past uWSGI's respawn throttle (a daemon that dies within 3 s of its start waits):
     # nginx has run 4 s (uWSGI forked it a little earlier), however long the launch took.
     time.sleep(max(0.0, nginx.create_time() + 4 - time.time()))
-    t0 = time.monotonic()
     nginx.kill()
-    while True:
+
+    def new_front_serves() -> bool:
         fronts = [p for p in psutil.Process(api.master).children() if p.name() == "nginx" and p.pid != nginx.pid]
-        try:
-            if fronts and requests.get(f"{api.url}/healthcheck", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() - t0 < 15, api.log_text()[-2000:]
-        time.sleep(0.1)
-    print(f"\n  kill -9 of nginx: a new nginx serving after {time.monotonic() - t0:.1f} s")
+        return bool(fronts) and serves(f"{api.url}/healthcheck")
+
+    took = wait_for(new_front_serves, 15, lambda: api.log_text()[-2000:], every=0.1)
+    print(f"\n  kill -9 of nginx: a new nginx serving after {took:.1f} s")
     assert orphans and not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans)
 
 
