@@ -1,6 +1,9 @@
 """Processes a test or a benchmark starts: each in its own session and
 process group, and `Proc.stop` kills the whole group, whatever happened;
-`deployment_leftovers` finds what a deployment left, in any session."""
+`deployment_leftovers` finds what a deployment left, in any session. And
+what tests ask of them: `wait_for` a condition (not a fixed sleep), whether
+a URL `serves`, uWSGI's stats socket (`uwsgi_stats`, `Api.stats`), and that
+a daemon dies with a killed master."""
 
 from __future__ import annotations
 
