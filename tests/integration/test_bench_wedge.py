@@ -43,7 +43,7 @@ def test_wedged_contender_is_dumped_killed_and_skipped(tmp_path) -> None:
         assert time.monotonic() - t0 < STALL + 10
 
         row = wedged("wedged-1", server, "C1 N=4", f"no answer for {STALL:g} s")
-        assert "authenticate (wedged_server.py" in row["dumps"][str(server.pid)], row["dumps"]
+        assert "authenticate (harness/wedged_server.py" in row["dumps"][str(server.pid)], row["dumps"]
         assert "Thread " in measure.excerpt(row["dumps"][str(server.pid)])
         assert ":" + str(port) in row["listen_queue"]
         for p in procs:  # TERM ignored: SIGKILLed, its own-session child too
