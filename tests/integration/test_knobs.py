@@ -13,7 +13,6 @@ test_every_knob_is_in_the_tables until it says where it lands."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import ssl
@@ -34,7 +33,7 @@ from test_make_run_stop import kill_make_run, start_make_run
 from harness.chart import CHART, find, helm, render
 from harness.deploy import QUIET, ContainerApi
 from harness.podman import IMAGE, RUN
-from harness.procs import free_port, start
+from harness.procs import free_port, start, uwsgi_stats
 from harness.troubleshooting import assert_documented
 from sahara_api_knobs import defaults
 
@@ -69,9 +68,7 @@ class Deployment:
         return self.master().environ()[knob]
 
     def stats(self) -> dict:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(str(self.root / self.knobs["SAHARA_RUN_DIR"].lstrip("/") / "uwsgi-stats.sock"))
-            return json.loads(b"".join(iter(lambda: s.recv(65536), b"")))
+        return uwsgi_stats(self.root / self.knobs["SAHARA_RUN_DIR"].lstrip("/"))
 
     def wait_serving(self, alive: Callable[[], bool], log: Callable[[], str], timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
