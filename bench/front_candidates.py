@@ -1,5 +1,5 @@
 """The candidates for the buffering front of issue 14, measured with the same
-probes (bench/hostile.py) on loopback, each in front of the same uWSGI
+probes (harness/hostile.py) on loopback, each in front of the same uWSGI
 (4 workers): `direct` and `nginx` as SAHARA_API_FRONT makes them (nginx run
 by uWSGI's master, deploy/nginx.conf), haproxy from Debian and uWSGI's HTTP
 router each as a process of its own in front of `direct` (haproxy over HTTP,
@@ -18,9 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import hostile, measure
+from bench import measure
 from bench.__main__ import Project, on_the_stack
 from bench.contenders import Contender, launch
+from bench.hostile import Sampler, tree
+from harness import hostile
 from harness.procs import Proc, free_port, start, uwsgi_master
 from sahara_api_knobs import FRONTS
 
@@ -84,18 +86,18 @@ def candidate(kind: str, project: Project, workdir: Path) -> dict:
         api.wait_ready()
         out["kill_worker"] = vars(hostile.kill_worker(url, token, uwsgi_master(api.pid), run))
         time.sleep(2)
-        procs = hostile.tree(api.pid) + (hostile.tree(front.pid) if front else [])
+        procs = tree(api.pid) + (tree(front.pid) if front else [])
         measure.wrk(f"{url}/v2/plugins", token, 16, 5, True, api)  # warm-up
-        cpu0 = hostile.Sampler(procs).cpu()
+        cpu0 = Sampler(procs).cpu()
         r = measure.wrk(f"{url}/v2/plugins", token, 16, 15, True, api)
-        cpu1 = hostile.Sampler(procs).cpu()
+        cpu1 = Sampler(procs).cpu()
         out["cost"] = {
             "rps": r["rps"],
             "p99_ms": r["p99_ms"],
             "errors": r["errors"],
             "cpu_ms_per_req": round(1000 * (cpu1 - cpu0) / max(r["requests"], 1), 3),
-            "pss_api_mib": measure.pss_mib(hostile.tree(api.pid)),
-            "pss_front_mib": measure.pss_mib(hostile.tree(front.pid)) if front else 0.0,
+            "pss_api_mib": measure.pss_mib(tree(api.pid)),
+            "pss_front_mib": measure.pss_mib(tree(front.pid)) if front else 0.0,
             "loadavg": measure.loadavg(),
         }
         return out

@@ -1,4 +1,4 @@
-"""make hostile: the hostile-client probes (bench/hostile.py) against upstream
+"""make hostile: the hostile-client probes (harness/hostile.py) against upstream
 `sahara-api` (api_workers=4) and ours (4 workers) with the front on (nginx,
 the default) and off (direct), in one run on the same stack; writes the
 side-by-side table into docs/security.md ("Hostile clients, side by side")
@@ -21,11 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import hostile, measure
+from bench import measure
 from bench.__main__ import Project, on_the_stack, say
 from bench.contenders import Contender, launch
+from bench.hostile import Sampler, tree
 from bench.report import table
-from harness import ROOT
+from harness import ROOT, hostile
 from harness.procs import Api, uwsgi_master
 
 LIMIT_MB = 10  # SAHARA_API_MAX_BODY_MB's default; upstream has no limit of its own
@@ -58,20 +59,20 @@ def cost(apis: dict[str, Api], token: str, rounds: int) -> dict[str, dict]:
         measure.wrk(f"{api.url}/v2/plugins", token, 16, 3, True, api)  # warm-up
     for _ in range(rounds):
         for name, api in apis.items():
-            procs = hostile.tree(api.pid)
-            cpu0 = hostile.Sampler(procs).cpu()
+            procs = tree(api.pid)
+            cpu0 = Sampler(procs).cpu()
             r = measure.wrk(f"{api.url}/v2/plugins", token, 16, 10, True, api)
-            cpu[name].append(1000 * (hostile.Sampler(procs).cpu() - cpu0) / max(r["requests"], 1))
+            cpu[name].append(1000 * (Sampler(procs).cpu() - cpu0) / max(r["requests"], 1))
             rps[name].append(r["rps"])
             load.append(measure.loadavg())
     out = {}
     for name, api in apis.items():
-        fronts = [p for p in hostile.tree(api.pid) if p.name() == "nginx"]
+        fronts = [p for p in tree(api.pid) if p.name() == "nginx"]
         out[name] = {
             "cpu_ms_per_req": round(statistics.median(cpu[name]), 2),
             "cpu_ms_per_req_rounds": [round(x, 2) for x in cpu[name]],
             "rps": round(statistics.median(rps[name]), 1),
-            "pss_mib": measure.pss_mib(hostile.tree(api.pid)),
+            "pss_mib": measure.pss_mib(tree(api.pid)),
             "front_pss_mib": measure.pss_mib(fronts) if fronts else None,
             "loadavg": max(load),
         }

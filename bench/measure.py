@@ -20,7 +20,8 @@ from pathlib import Path
 import psutil
 import requests
 
-from harness.procs import Proc, uwsgi_master
+from harness.load import Load
+from harness.procs import Proc, serves, uwsgi_master
 
 LUA = Path(__file__).with_name("report.lua")
 # A task blocked in one of these waits for a connection (or its accept lock).
@@ -127,11 +128,8 @@ def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) ->
     while time.monotonic() - t0 < limit:
         if proc.popen.poll() is not None:
             raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_text()[-3000:]}")
-        try:
-            if requests.get(url, headers={"X-Auth-Token": token}, timeout=2).status_code == 200:
-                return time.monotonic() - t0
-        except requests.RequestException:
-            pass
+        if serves(url, token):
+            return time.monotonic() - t0
         time.sleep(0.01)
     raise Wedged(f"no 200 from {url} within {limit:g} s of the start")
 
@@ -159,42 +157,6 @@ def _waiting_for_connections(pid: int) -> bool:
     return all(s == "S" for s, _ in states) and any(c in ACCEPT_WAITS for _, c in states)
 
 
-class Background:
-    """GET `url` every `interval` s from a thread; records (sent_at, seconds, status)."""
-
-    def __init__(self, url: str, token: str, interval: float) -> None:
-        self.url, self.token, self.interval = url, token, interval
-        self.samples: list[tuple[float, float, int]] = []
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def _one(self) -> None:
-        t0 = time.monotonic()
-        try:
-            status = requests.get(self.url, headers={"X-Auth-Token": self.token}, timeout=10).status_code
-        except requests.RequestException:
-            status = 0
-        self.samples.append((t0, time.monotonic() - t0, status))
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            t = threading.Thread(target=self._one)
-            t.start()
-            self._threads.append(t)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> Background:
-        self._runner = threading.Thread(target=self._loop)
-        self._runner.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._runner.join()
-        for t in self._threads:
-            t.join(timeout=15)
-
-
 @dataclass
 class Respawn:
     new_process_s: float
@@ -210,7 +172,8 @@ def kill_worker(leader: Proc, url: str, token: str, rate: float = 20, settle: fl
     before = {c.pid for c in parent.children()}
     # A worker runs the leader's program; anything else it runs is not one.
     victim = max(c.pid for c in parent.children() if c.name() == parent.name())
-    with Background(url, token, 1 / rate) as load:
+    # An open loop: requests keep going out at `rate` while the killed worker's are stuck.
+    with Load(url, token, path="", rate=rate, timeout=10) as load:
         time.sleep(settle)
         t0 = time.monotonic()
         os.kill(victim, signal.SIGKILL)
@@ -228,13 +191,13 @@ def kill_worker(leader: Proc, url: str, token: str, rate: float = 20, settle: fl
         time.sleep(settle)
     if t_ready is None:
         raise RuntimeError(f"{leader.name}: no new worker waiting for connections 10 s after kill -9")
-    window = [s for s in load.samples if s[0] >= t0 - settle]
+    window = [r for r in load.results if r.start >= t0 - settle]
     return Respawn(
         new_process_s=round(t_new, 3),
         accepting_s=round(t_ready, 3),
         requests=len(window),
-        failed=sum(1 for s in window if s[2] != 200),
-        max_latency_ms=round(1000 * max(s[1] for s in window), 1),
+        failed=sum(not r.ok for r in window),
+        max_latency_ms=round(1000 * max(r.seconds for r in window), 1),
     )
 
 

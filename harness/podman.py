@@ -1,19 +1,17 @@
 """Run the sahara-api image with podman as `docker run` would (the same
-arguments), on the host network so it reaches the local stack; and a small
-load generator that tells failed requests from refused ones."""
+arguments), on the host network so it reaches the local stack."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psutil
-import requests
+
+from harness.procs import serves
 
 # SAHARA_IMAGE: test another tag (scripts/image.sh IMAGE=...) without touching :latest.
 IMAGE = os.environ.get("SAHARA_IMAGE", "sahara-api:latest")
@@ -83,78 +81,7 @@ class Container:
         while time.monotonic() < deadline:
             if not self.running():
                 raise RuntimeError(f"{self.name} exited with {self.exit_code()}:\n{self.logs()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/healthcheck", timeout=5).status_code == 200:
-                    return
-            except (requests.ConnectionError, requests.Timeout):
-                pass  # not listening yet, or a busy machine
+            if serves(f"{self.url}/healthcheck", timeout=5):  # or not listening yet, or a busy machine
+                return
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.logs()[-3000:]}")
-
-
-def refused(error: Exception) -> bool:
-    """Nothing listening: a client or balancer retries elsewhere. Not a reset or a cut."""
-    while error is not None:
-        if isinstance(error, ConnectionRefusedError):
-            return True
-        error = error.__cause__ or error.__context__ or (error.args[0] if error.args else None)
-        if not isinstance(error, Exception):
-            return False
-    return False
-
-
-@dataclass
-class Load:
-    """`threads` clients sending GET `path` back to back while `sending()` says
-    so, for at most `limit` seconds; each outcome kept with its start time:
-    "ok", "refused" (nothing listening: a client or balancer retries
-    elsewhere) or what went wrong (5xx, reset, cut, timeout)."""
-
-    url: str
-    token: str
-    path: str = "/v2/clusters"
-    threads: int = 4
-    limit: float = 60
-    sending: Callable[[], bool] = lambda: True
-    results: list[tuple[float, str]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _workers: list[threading.Thread] = field(default_factory=list)
-
-    def _client(self) -> None:
-        deadline = time.monotonic() + self.limit
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            if not self.sending():
-                time.sleep(0.05)
-                continue
-            start = time.monotonic()
-            try:
-                r = requests.get(f"{self.url}{self.path}", headers={"X-Auth-Token": self.token}, timeout=30)
-                outcome = "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
-            except requests.RequestException as e:
-                outcome = "refused" if refused(e) else f"{type(e).__name__}: {e}"
-            self.results.append((start, outcome))  # list.append is atomic
-            time.sleep(0.02)
-
-    def start(self) -> Load:
-        self._workers = [threading.Thread(target=self._client, daemon=True) for _ in range(self.threads)]
-        for t in self._workers:
-            t.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._workers:
-            t.join(timeout=40)
-
-    @property
-    def ok(self) -> int:
-        return sum(outcome == "ok" for _, outcome in self.results)
-
-    def refused(self, started_before: float = float("inf")) -> list[float]:
-        return [start for start, outcome in self.results if outcome == "refused" and start < started_before]
-
-    def failed(self, started_before: float = float("inf")) -> list[str]:
-        return [o for start, o in self.results if o not in ("ok", "refused") and start < started_before]
-
-    def summary(self) -> str:
-        return f"{self.ok} ok, {len(self.failed())} failed, {len(self.refused())} refused"

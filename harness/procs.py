@@ -1,6 +1,9 @@
 """Processes a test or a benchmark starts: each in its own session and
 process group, and `Proc.stop` kills the whole group, whatever happened;
-`deployment_leftovers` finds what a deployment left, in any session.
+`deployment_leftovers` finds what a deployment left, in any session. And
+what tests ask of them: `wait_for` a condition (not a fixed sleep), whether
+a URL `serves`, uWSGI's stats socket (`uwsgi_stats`, `Api.stats`), and that
+a daemon dies with a killed master.
 
     python -m harness.procs leftovers   every live process outside this one's
                                         session, "PID name" a line (fresh-check.sh)
@@ -16,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +27,54 @@ import psutil
 import requests
 
 from harness import ROOT
+from sahara_api_metrics import read_stats
 
 # One line per request, as deploy/uwsgi.ini's log-format writes it.
 REQUEST_LOG = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+)" (\d{3}) \d+B \d+ms worker=\d+ pid=(\d+) req=(\S+)')
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float, what: str | Callable[[], str] = "", every: float = 0.05
+) -> float:
+    """Seconds until `condition()` is true, polled every `every` s; fails the
+    test after `timeout` s, saying `what` (or what `what()` returns then, e.g.
+    a log's tail). The wait on a condition that replaces a fixed sleep."""
+    t0 = time.monotonic()
+    while not condition():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"{what() if callable(what) else what or 'condition'}: not within {timeout} s")
+        time.sleep(every)
+    return time.monotonic() - t0
+
+
+def serves(url: str, token: str = "", timeout: float = 2) -> bool:
+    """GET `url` (with `token`, if any) is answered 200 now: not refused, reset, slow or failing."""
+    try:
+        return requests.get(url, headers={"X-Auth-Token": token} if token else {}, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def uwsgi_stats(run_dir: str | Path) -> dict:
+    """uWSGI's stats socket in a deployment's run dir: workers, their pids, cores and requests in flight."""
+    return read_stats(str(Path(run_dir) / "uwsgi-stats.sock"))
+
+
+def busy_threads(workers: list[dict]) -> int:
+    """Threads of these workers (from uwsgi_stats) inside a request now: their cores' in_request."""
+    return sum(c["in_request"] for w in workers for c in w.get("cores", []))
+
+
+def assert_dies_with_killed_master(proc: psutil.Process, master: int, what: str, timeout: float = 10) -> None:
+    """SIGKILL `master`, which gives it no chance to stop `proc`: the kernel
+    must (PR_SET_PDEATHSIG, setpriv --pdeathsig) within `timeout` s."""
+    os.kill(master, signal.SIGKILL)
+    try:
+        proc.wait(timeout=timeout)
+    except psutil.TimeoutExpired:
+        raise AssertionError(f"{what} outlived its master") from None
+    except psutil.NoSuchProcess:
+        pass
 
 
 def free_port() -> int:
@@ -178,6 +227,9 @@ class Api(Proc):
                     pids.add(child.pid)
         return pids
 
+    def stats(self) -> dict:
+        return uwsgi_stats(self.environ["SAHARA_RUN_DIR"])
+
     def served_by(self) -> list[tuple[int, str, str]]:
         """(worker pid, method, path) of every request in uWSGI's request log."""
         return [(int(m[4]), m[1], m[2]) for m in REQUEST_LOG.finditer(self.log_text())]
@@ -187,13 +239,10 @@ class Api(Proc):
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/healthcheck", timeout=2).status_code == 200:
-                    return
             # uWSGI listens before its workers are up: on a busy machine the
             # first probe waits in the backlog longer than its timeout.
-            except requests.RequestException:
-                pass
+            if serves(f"{self.url}/healthcheck"):
+                return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_text()[-3000:]}")
 

@@ -3,7 +3,7 @@ first request blocks its only thread in a lock nobody releases, later ones
 wait in the listen queue, and it ignores SIGTERM. It also leaves a child in
 a session of its own (as uWSGI's nginx daemon does). For test_bench_wedge.py.
 
-    python wedged_server.py PORT
+    python -m harness.wedged_server PORT
 """
 
 from __future__ import annotations

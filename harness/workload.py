@@ -29,6 +29,11 @@ class SlowMix:
     stalled: bool = False  # no answer at all for `stall` s: the requests still out are not waited for
 
 
+def get(url: str, path: str, token: str = "", timeout: float = 30) -> requests.Response:
+    """GET `path`, with `token` if any."""
+    return requests.get(f"{url}{path}", headers={"X-Auth-Token": token} if token else {}, timeout=timeout)
+
+
 def scale_request(url: str, token: str, cluster_id: str, timeout: float = 60) -> requests.Response:
     """PUT /v2/clusters/{id} with a resize: Sahara validates it with the sync engine RPC."""
     return requests.put(

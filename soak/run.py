@@ -10,11 +10,9 @@ equal to what the clients created minus what they deleted."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import threading
@@ -119,14 +117,6 @@ def manager(sahara: ClientV2, kind: str):  # noqa: ANN201 (saharaclient's manage
 
 class Soaked(AllInOne):
     """The all-in-one deployment under soak, and its uWSGI stats."""
-
-    def stats(self) -> dict:
-        """uWSGI's stats socket: workers, their pids and in-flight requests."""
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(str(Path(self.environ["SAHARA_RUN_DIR"]) / "uwsgi-stats.sock"))
-            data = b"".join(iter(lambda: s.recv(65536), b""))
-        return json.loads(data)
 
     def workers(self) -> dict[int, int]:
         """{pid: requests in flight} of the serving workers; {} while unknown (e.g. reloading)."""

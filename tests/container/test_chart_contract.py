@@ -21,8 +21,8 @@ import requests
 import yaml
 
 from harness.chart import find, render
-from harness.load import UPLOAD_SIGNAL_AT, trickle_put
-from harness.podman import IMAGE, RUN, Container, Load, podman
+from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
+from harness.podman import IMAGE, RUN, Container, podman
 from harness.procs import free_port
 
 pytestmark = pytest.mark.chart
@@ -177,8 +177,8 @@ def test_api_pod_starts_probes_and_drains_without_a_failed_request(kubelet: Kube
 
     lb = threading.Thread(target=balancer, daemon=True)
     lb.start()
-    load = Load(c.url, token, sending=in_service.is_set).start()
-    time.sleep(2)
+    load = Load(c.url, token, path="/v2/clusters", sending=in_service.is_set).start()
+    load.warm()  # in service, every worker past its first (slow) request
 
     # Pod deletion: preStop runs to completion, then SIGTERM to PID 1, SIGKILL after the grace period.
     grace = pod["terminationGracePeriodSeconds"]

@@ -16,9 +16,11 @@ import psutil
 import pytest
 import requests
 
-from harness.load import UPLOAD_SIGNAL_AT, trickle_put
-from harness.podman import Container, Load, podman
+from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
+from harness.podman import podman
+from harness.procs import wait_for
 from harness.troubleshooting import assert_documented
+from harness.workload import get, scale_request
 
 ROOT = Path(__file__).resolve().parents[2]
 EX_CONFIG = 78
@@ -49,24 +51,11 @@ def stack_env(sahara_conf: Path) -> dict[str, str]:
     }
 
 
-def get(c: Container, path: str, token: str | None = None) -> requests.Response:
-    return requests.get(f"{c.url}{path}", headers={"X-Auth-Token": token} if token else {}, timeout=30)
-
-
-def scale(c: Container, token: str, cluster_id: str) -> requests.Response:
-    return requests.put(
-        f"{c.url}/v2/clusters/{cluster_id}",
-        json={"resize_node_groups": [{"name": "workers", "count": 2}]},
-        headers={"X-Auth-Token": token},
-        timeout=60,
-    )
-
-
 def test_api_answers_with_a_token_and_401_without(run_container, mounted_conf, token: str) -> None:
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
-    assert get(c, "/healthcheck").text == "OK"
-    assert get(c, "/v2/plugins").status_code == 401
-    r = get(c, "/v2/plugins", token)
+    assert get(c.url, "/healthcheck").text == "OK"
+    assert get(c.url, "/v2/plugins").status_code == 401
+    r = get(c.url, "/v2/plugins", token)
     assert r.status_code == 200
     assert [p["name"] for p in r.json()["plugins"]] == ["fake"]
     assert len(c.uwsgi_workers()) == 2
@@ -75,7 +64,7 @@ def test_api_answers_with_a_token_and_401_without(run_container, mounted_conf, t
 @pytest.mark.parametrize("user", [None, "12345:12345"], ids=["image-uid", "arbitrary-uid"])
 def test_runs_read_only_as_non_root(run_container, mounted_conf, token: str, user: str | None) -> None:
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=[*mounted_conf, *(["--user", user] if user else [])])
-    assert get(c, "/v2/clusters", token).status_code == 200
+    assert get(c.url, "/v2/clusters", token).status_code == 200
     uids = {p.uids().real for p in c.processes()}
     print(f"uids of the container's processes: {uids}")
     assert uids == {int(user.split(":")[0]) if user else IMAGE_UID}
@@ -87,8 +76,8 @@ def test_runs_read_only_as_non_root(run_container, mounted_conf, token: str, use
 def test_configured_by_environment_only(run_container, stack_env: dict[str, str], token: str) -> None:
     """The README's `docker run`: no mounted config, only environment variables."""
     c = run_container(env={**stack_env, "SAHARA_API_WORKERS": "2"})
-    assert get(c, "/v2/plugins").status_code == 401
-    assert get(c, "/v2/clusters", token).status_code == 200
+    assert get(c.url, "/v2/plugins").status_code == 401
+    assert get(c.url, "/v2/clusters", token).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -120,7 +109,7 @@ def test_healthcheck_follows_the_drain_file(run_container, mounted_conf) -> None
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
     assert podman("healthcheck", "run", c.name).returncode == 0
     assert c.exec("sh", "-c", 'touch "$SAHARA_API_DRAIN_FILE"').returncode == 0
-    assert get(c, "/healthcheck").status_code == 503
+    assert get(c.url, "/healthcheck").status_code == 503
     assert podman("healthcheck", "run", c.name).returncode != 0
 
 
@@ -136,9 +125,9 @@ def test_sigterm_under_load_exits_0_without_failed_requests(
     slow_engine(3.0)
     cluster = make_cluster()
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
-    load = Load(c.url, token).start()
+    load = Load(c.url, token, path="/v2/clusters").start()
     slow: dict[str, object] = {}
-    in_flight = threading.Thread(target=lambda: slow.update(r=_try(lambda: scale(c, token, cluster))))
+    in_flight = threading.Thread(target=lambda: slow.update(r=_try(lambda: scale_request(c.url, token, cluster))))
     in_flight.start()
     upload: dict[str, float | int | str] = {}
     uploader = threading.Thread(target=trickle_put, args=(c.url, token, upload))
@@ -152,18 +141,18 @@ def test_sigterm_under_load_exits_0_without_failed_requests(
     load.stop()
     # A request started this long before the signal had been accepted by a worker.
     before = t_signal - ACCEPTED
-    after = [o for start, o in load.results if start >= before and o != "ok"]
+    after = [r for r in load.results if r.start >= before and not r.ok]
     print(
         f"stop took {took:.1f} s, exit {c.exit_code()}; slow request: {slow.get('r')}; upload: {upload.get('status')}"
         f" at +{float(upload.get('end', 0)) - t_signal:.2f} s; load: {load.summary()}; "
-        f"failed before the signal: {len(load.failed(before))}; not served after it: {len(after)}"
+        f"failed before the signal: {len(load.failed(before, count_refused=False))}; not served after it: {len(after)}"
     )
     assert stop.returncode == 0
     assert c.exit_code() == 0
     assert isinstance(slow["r"], requests.Response), f"the in-flight request was cut: {slow['r']}"
     assert slow["r"].status_code == 400 and "slow-engine" in slow["r"].text
     assert upload.get("status") == 404 and float(upload["end"]) > t_signal, f"Sahara's own answer: {upload}"
-    assert load.ok > 0 and load.failed(before) == []
+    assert load.ok > 0 and load.failed(before, count_refused=False) == []
 
 
 def _try(call):  # noqa: ANN001, ANN202
@@ -176,23 +165,23 @@ def _try(call):  # noqa: ANN001, ANN202
 def test_killed_worker_is_replaced(run_container, mounted_conf, token: str) -> None:
     c = run_container(env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
     before = c.uwsgi_workers()
-    load = Load(c.url, token, threads=2).start()
+    load = Load(c.url, token, path="/v2/clusters", clients=2).start()
     time.sleep(0.5)
     victim = min(before)
-    t0 = time.monotonic()
     psutil.Process(victim).kill()
-    while time.monotonic() - t0 < 10:
+
+    def replaced() -> bool:
         after = c.uwsgi_workers()
-        if len(after) == 2 and victim not in after:
-            break
-        time.sleep(0.02)
-    respawn = time.monotonic() - t0
+        return len(after) == 2 and victim not in after
+
+    respawn = wait_for(replaced, 10, f"2 workers, {victim} not one of them", every=0.02)
     time.sleep(1.0)
     load.stop()
     print(f"worker {victim} killed; replaced after {respawn:.2f} s; load: {load.summary()}")
-    assert len(after) == 2 and victim not in after
-    assert len(load.failed()) <= load.threads, "only requests in flight on the killed worker may fail"
-    assert get(c, "/v2/plugins", token).status_code == 200
+    assert (
+        len(load.failed(count_refused=False)) <= load.clients
+    ), "only requests in flight on the killed worker may fail"
+    assert get(c.url, "/v2/plugins", token).status_code == 200
     assert c.running()
 
 
@@ -201,7 +190,7 @@ def test_all_in_one_runs_api_and_engine(run_container, mounted_conf, token: str,
     engine over RabbitMQ; `docker stop` with an upload in flight: the upload
     gets Sahara's answer, both programs stop and the container exits 0."""
     c = run_container("all-in-one", env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
-    r = scale(c, token, make_cluster())
+    r = scale_request(c.url, token, make_cluster())
     assert r.status_code == 400 and REAL_ENGINE in r.text, r.text
     upload: dict[str, float | int | str] = {}
     uploader = threading.Thread(target=trickle_put, args=(c.url, token, upload))
@@ -229,12 +218,9 @@ def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounte
     launcher's parent-death TERM), the entrypoint waits for them, then the
     container ends: nothing left, nothing serving, the port free."""
     c = run_container("all-in-one", env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
-    deadline = time.monotonic() + 60
-    while "success: sahara-engine entered RUNNING state" not in c.logs():
-        assert time.monotonic() < deadline, c.logs()[-2000:]
-        time.sleep(0.2)
+    wait_for(lambda: "success: sahara-engine entered RUNNING state" in c.logs(), 60, lambda: c.logs()[-2000:], 0.2)
     processes = {p.pid for p in c.processes()}
-    load = Load(c.url, token, threads=2).start()
+    load = Load(c.url, token, path="/v2/clusters", clients=2).start()
     slow: dict[str, float | int | str] = {}
     in_flight = threading.Thread(target=trickle_put, args=(c.url, token, slow))
     in_flight.start()
@@ -251,13 +237,13 @@ def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounte
     print(
         f"\n[all-in-one, supervisord killed] container exited {rc} after {took:.1f} s; in-flight request:"
         f" {slow.get('status')} at +{float(slow.get('end', 0)) - t_signal:.2f} s; load: {load.summary()};"
-        f" failed before the signal: {len(load.failed(before))}; processes left: {left}"
+        f" failed before the signal: {len(load.failed(before, count_refused=False))}; processes left: {left}"
     )
     assert took < 60
-    assert load.failed(before) == []
+    assert load.failed(before, count_refused=False) == []
     assert left == []
     with pytest.raises(requests.ConnectionError):
-        get(c, "/healthcheck")
+        get(c.url, "/healthcheck")
     log = c.logs()
     assert "killing what did not stop" not in log, "everything stopped by itself"
     assert slow.get("status") == 404 and float(slow["end"]) > t_signal, f"Sahara's own answer: {slow}"

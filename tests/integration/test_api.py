@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import stat
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 import pytest
-import requests
 
-from harness.procs import Api
+from harness.procs import Api, serves, wait_for
+from harness.workload import get
 
 MARIADB_PORT = 3306
-
-
-def get(api: Api, path: str, token: str | None = None) -> requests.Response:
-    headers = {"X-Auth-Token": token} if token else {}
-    return requests.get(f"{api.url}{path}", headers=headers, timeout=30)
 
 
 def hit_every_worker(api: Api, path: str, token: str, workers: int) -> set[int]:
     """Send concurrent requests until the request log shows `workers` distinct pids."""
     with ThreadPoolExecutor(16) as pool:
         for _ in range(20):
-            assert all(r.status_code == 200 for r in pool.map(lambda _: get(api, path, token), range(32)))
+            assert all(r.status_code == 200 for r in pool.map(lambda _: get(api.url, path, token), range(32)))
             pids = {pid for pid, _, p in api.served_by() if p == path}
             if len(pids) >= workers:
                 return pids
@@ -35,13 +27,13 @@ def hit_every_worker(api: Api, path: str, token: str, workers: int) -> set[int]:
 
 
 def test_healthcheck_answers_without_a_token(api: Api) -> None:
-    r = get(api, "/healthcheck")
+    r = get(api.url, "/healthcheck")
     assert (r.status_code, r.text) == (200, "OK")
 
 
 def test_api_needs_a_token(api: Api, token: str) -> None:
-    assert get(api, "/v2/plugins").status_code == 401
-    r = get(api, "/v2/plugins", token)
+    assert get(api.url, "/v2/plugins").status_code == 401
+    r = get(api.url, "/v2/plugins", token)
     assert r.status_code == 200
     assert [p["name"] for p in r.json()["plugins"]] == ["fake"]
 
@@ -49,10 +41,10 @@ def test_api_needs_a_token(api: Api, token: str) -> None:
 def test_drain_file_fails_healthcheck_but_keeps_serving(api: Api, token: str) -> None:
     drain = Path(api.environ["SAHARA_API_DRAIN_FILE"])
     drain.touch()
-    assert get(api, "/healthcheck").status_code == 503
-    assert get(api, "/v2/plugins", token).status_code == 200
+    assert get(api.url, "/healthcheck").status_code == 503
+    assert get(api.url, "/v2/plugins", token).status_code == 200
     drain.unlink()
-    assert get(api, "/healthcheck").status_code == 200
+    assert get(api.url, "/healthcheck").status_code == 200
 
 
 @pytest.mark.modes("multi")
@@ -84,12 +76,14 @@ def test_workers_never_share_a_db_connection(api: Api, token: str) -> None:
 
 def test_request_log_line_carries_the_request_id(launch, token: str) -> None:
     api = launch(SAHARA_API_WORKERS=1)
-    r = get(api, "/v2/clusters", token)
+    r = get(api.url, "/v2/clusters", token)
     rid = r.headers["x-openstack-request-id"]
-    deadline = time.monotonic() + 10  # uWSGI logs a request after its response is sent
-    while not (lines := [line for line in api.log_text().splitlines() if f"req={rid}" in line]):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+
+    def logged() -> list[str]:
+        return [line for line in api.log_text().splitlines() if f"req={rid}" in line]
+
+    wait_for(logged, 10, "the request's log line")  # uWSGI logs a request after its response is sent
+    lines = logged()
     print(f"\n{lines}")
     assert len(lines) == 1 and '"GET /v2/clusters" 200 ' in lines[0] and "ms worker=1 pid=" in lines[0]
 
@@ -98,19 +92,10 @@ def test_stats_socket_is_local_and_reports_workers(launch) -> None:
     api = launch(SAHARA_API_WORKERS=2)
     sock = Path(api.environ["SAHARA_RUN_DIR"]) / "uwsgi-stats.sock"
     assert stat.S_ISSOCK(sock.stat().st_mode) and not sock.stat().st_mode & 0o002, "a unix socket, not world-writable"
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(sock))
-        stats = json.loads(b"".join(iter(lambda: s.recv(65536), b"")))
-    assert {w["pid"] for w in stats["workers"]} == api.worker_pids()
+    assert {w["pid"] for w in api.stats()["workers"]} == api.worker_pids()
     metrics = int(api.environ["SAHARA_METRICS_PORT"])
-    deadline = time.monotonic() + 30  # the master starts the exporter when its workers start
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{metrics}/metrics", timeout=10).raise_for_status()
-            break
-        except requests.RequestException:
-            assert time.monotonic() < deadline, "the metrics exporter did not start"
-            time.sleep(0.2)
+    # The master starts the exporter when its workers start.
+    wait_for(lambda: serves(f"http://127.0.0.1:{metrics}/metrics"), 30, "the metrics exporter", every=0.2)
     processes = [psutil.Process(api.master), *psutil.Process(api.master).children(recursive=True)]
     listening = {c.laddr for p in processes for c in p.connections("inet") if c.status == psutil.CONN_LISTEN}
     assert listening == {("127.0.0.1", api.port), ("127.0.0.1", metrics)}, "HTTP and metrics, on loopback only"

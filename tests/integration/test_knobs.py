@@ -13,7 +13,6 @@ test_every_knob_is_in_the_tables until it says where it lands."""
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import subprocess
@@ -30,7 +29,7 @@ import yaml
 
 from harness.chart import CHART, find, helm, render
 from harness.deploy import ContainerApi, NoImage, kill_make_run, require_image, run_image, start_make_run
-from harness.procs import free_port
+from harness.procs import free_port, uwsgi_stats
 from harness.troubleshooting import assert_documented
 from sahara_api_knobs import defaults
 
@@ -65,9 +64,7 @@ class Deployment:
         return self.master().environ()[knob]
 
     def stats(self) -> dict:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(str(self.root / self.knobs["SAHARA_RUN_DIR"].lstrip("/") / "uwsgi-stats.sock"))
-            return json.loads(b"".join(iter(lambda: s.recv(65536), b"")))
+        return uwsgi_stats(self.root / self.knobs["SAHARA_RUN_DIR"].lstrip("/"))
 
     def wait_serving(self, alive: Callable[[], bool], log: Callable[[], str], timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout

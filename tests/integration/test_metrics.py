@@ -20,7 +20,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import ROOT
-from harness.procs import Api, free_port, start
+from harness.procs import Api, assert_dies_with_killed_master, free_port, start, wait_for
 from harness.workload import fast_get, scale_request
 from sahara_api_knobs import settings
 
@@ -106,10 +106,7 @@ def test_requests_and_memory_are_reported(launch, token) -> None:
     assert all(v > 20 * 2**20 for v in after["uwsgi_worker_rss_bytes"].values()), "each worker holds the app"
     assert total(after, "uwsgi_worker_cores") == 4 * int(settings({})["SAHARA_API_THREADS"])
     # The master measures the queue once a second: 0 until its first check.
-    deadline = time.monotonic() + 10
-    while scrape(url)["uwsgi_socket_max_queue_length"][""] != 1024:
-        assert time.monotonic() < deadline, "listen = 1024 (deploy/uwsgi.ini)"
-        time.sleep(0.2)
+    wait_for(lambda: scrape(url)["uwsgi_socket_max_queue_length"][""] == 1024, 10, "listen = 1024 (deploy/uwsgi.ini)")
     for name in ("uwsgi_listen_queue_length", "uwsgi_listen_queue_errors", "uwsgi_worker_exceptions_total"):
         assert name in after
     assert 0 < max(after["uwsgi_worker_average_response_time_seconds"].values()) < 30, "uWSGI's avg_rt, in seconds"
@@ -193,13 +190,7 @@ def test_exporter_dies_with_a_killed_master(launch) -> None:
     api = launch(SAHARA_API_WORKERS=2)
     wait_scrape(metrics_url(api))
     proc = exporter(api)
-    os.kill(api.master, signal.SIGKILL)
-    try:
-        proc.wait(timeout=10)
-    except psutil.TimeoutExpired:
-        pytest.fail("the exporter outlived its master")
-    except psutil.NoSuchProcess:
-        pass
+    assert_dies_with_killed_master(proc, api.master, "the exporter")
 
 
 def test_port_zero_turns_metrics_off(launch) -> None:

@@ -4,7 +4,6 @@ take the workers, local sockets stay local, secrets stay out of the logs."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
@@ -22,44 +21,20 @@ import requests
 
 from harness import ROOT
 from harness.deploy import LAUNCHER, PYTHON
+from harness.hostile import HEAD, HEADS, big_header, during_slowloris, fast_requests, long_url, raw
 from harness.procs import Api
-from harness.slowloris import fast_requests, measure
 from harness.workload import scale_request
 
 DEV_SECRET = "dev-secret"  # every password of the dev stack (etc/sahara/sahara.conf)
 
 
-def raw_request(api: Api, data: bytes, timeout: float = 30) -> bytes | None:
-    """Send bytes, return what the server answers; None if it closed or reset without a word."""
-    answer = b""
-    with socket.create_connection(("127.0.0.1", api.port), timeout=timeout) as s:
-        with contextlib.suppress(ConnectionError):  # a server may answer and close before all is sent
-            s.sendall(data)
-        try:  # the status line is all we need (nginx keeps the connection open after it)
-            while b"\r\n\r\n" not in answer and (chunk := s.recv(65536)):
-                answer += chunk
-        except ConnectionError:
-            pass
-    return answer or None
-
-
-def status_of(answer: bytes | None) -> int | None:
-    return int(answer.split(b" ", 2)[1]) if answer else None
-
-
-def stats(api: Api) -> dict:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(Path(api.environ["SAHARA_RUN_DIR"]) / "uwsgi-stats.sock"))
-        return json.loads(b"".join(iter(lambda: s.recv(65536), b"")))
-
-
 def assert_workers_healthy(api: Api, workers: set[int]) -> None:
     """The same workers (none crashed or was killed) answer fast requests, all idle after."""
-    timings = fast_requests(f"{api.url}/healthcheck", seconds=3)
-    print(f"  after: fast GETs {timings.summary()}")
-    assert not timings.failures and timings.percentile(99) < 5
+    fast = fast_requests(api.url, "/healthcheck", seconds=3)
+    print(f"  after: fast GETs {fast.summary()}")
+    assert not fast.failed() and fast.percentile(99) < 5
     assert api.worker_pids() == workers, "no worker died or was replaced"
-    assert {w["status"] for w in stats(api)["workers"]} == {"idle"}, "no worker is stuck in a request"
+    assert {w["status"] for w in api.stats()["workers"]} == {"idle"}, "no worker is stuck in a request"
 
 
 def api_routes(sahara_conf: Path) -> list[tuple[str, str]]:
@@ -128,41 +103,36 @@ def test_oversized_requests_are_refused_and_workers_keep_serving(launch) -> None
     api = launch(SAHARA_API_WORKERS=4)
     workers = api.worker_pids()
     limit = int(api.environ.get("SAHARA_API_MAX_BODY_MB", "10")) * 1024 * 1024
-    head = b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n"
     cases = {
-        "header of 15 KB (a big token fits)": head + b"X-Big: " + b"a" * 15000 + b"\r\n\r\n",
-        "header of 20 KB": head + b"X-Big: " + b"a" * 20000 + b"\r\n\r\n",
-        "header of 70 KB": head + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n",
-        "header of 1 MB": head + b"X-Big: " + b"a" * 2**20 + b"\r\n\r\n",
-        "700 headers of 100 B": head + b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 100) for i in range(700)) + b"\r\n",
-        "URL of 70 KB": b"GET /healthcheck?" + b"q" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        **HEADS,  # a 15 KB header (a big token fits), 70 KB, 1 MB, 700 headers of 100 B, 700 small headers
+        "20 KB header": big_header(20000),
+        "URL of 70 KB": long_url(b"q" * 70000),
         # What nginx takes and uWSGI used to refuse (502): more request
         # variables than uWSGI's default max-vars, and heads whose uwsgi
         # packet costs the most per byte (one-letter headers: HTTP_X and two
         # lengths for 4 bytes; a URL goes into three variables).
-        "700 small headers": head + b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 14) for i in range(700)) + b"\r\n",
-        "1000 one-letter headers": head + b"X:\r\n" * 1000 + b"\r\n",
-        "16 KiB of one-letter headers": head + b"X:\r\n" * 4096 + b"\r\n",
-        "URL of 15 KB": b"GET /healthcheck?" + b"q=%25" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        "1000 one-letter headers": HEAD + b"X:\r\n" * 1000 + b"\r\n",
+        "16 KiB of one-letter headers": HEAD + b"X:\r\n" * 4096 + b"\r\n",
+        "URL of 15 KB": long_url(b"q=%25" * 3000),
         # A client that waits for the answer before sending its body
         # (Expect: 100-continue) reads the 413; one that sends on gets it or a reset.
         "body above the limit": b"PUT /v2/clusters/x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
         b"Content-Length: %d\r\n\r\n" % (limit + 1),
         "body of 10 GB": b"POST /v2/clusters HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n",
     }
-    got = {name: status_of(raw_request(api, data)) for name, data in cases.items()}
-    print("\n" + "\n".join(f"  {name}: {status or 'closed without a response'}" for name, status in got.items()))
-    assert got.pop("header of 15 KB (a big token fits)") == 200
-    assert got.pop("body above the limit") == got.pop("body of 10 GB") == 413
+    got = {name: raw(api.port, data) for name, data in cases.items()}  # a status, or how the connection ended
+    print("\n" + "\n".join(f"  {name}: {status}" for name, status in got.items()))
+    assert got.pop("15 KB header") == "200"
+    assert got.pop("body above the limit") == got.pop("body of 10 GB") == "413"
     # Whatever nginx passes on, uWSGI takes (max-vars, the 16 KiB head limit
     # under its 64 KiB packet): served, never a 502 or 500.
     for name in ("700 small headers", "URL of 15 KB"):
-        assert got.pop(name) == 200, name
+        assert got.pop(name) == "200", name
     # nginx itself refuses some runs of tiny headers (400) before its size limit.
-    assert got.pop("1000 one-letter headers") in (200, 400)
+    assert got.pop("1000 one-letter headers") in ("200", "400")
     # The front (nginx) reads the head into 1 + 16 KiB: a larger one gets 400
     # (414 for a long URL), never a reset or a 5xx.
-    assert got == {name: 414 if "URL" in name else 400 for name in got}, got
+    assert got == {name: "414" if "URL" in name else "400" for name in got}, got
     assert_workers_healthy(api, workers)
 
 
@@ -190,13 +160,13 @@ def test_slow_clients_do_not_take_the_workers(launch, front: str) -> None:
     while one client sends fast GETs back to back."""
     api = launch(SAHARA_API_WORKERS=4, SAHARA_API_FRONT=front)
     workers = api.worker_pids()
-    attack, timings = measure(api.port, connections=200, seconds=20)
-    print(f"\n[{front}] {attack.opened} slow connections ({attack.dropped} dropped); fast GETs: {timings.summary()}")
+    attack, fast = during_slowloris(api.port, connections=200, seconds=20)
+    print(f"\n[{front}] {attack.opened} slow connections ({attack.dropped} dropped); fast GETs: {fast.summary()}")
     assert_workers_healthy(api, workers)  # once the slow clients are gone, in both fronts
     if front == "direct":
         return  # measured, not judged: 200 slow clients outnumber the 32 threads (docs/security.md)
-    assert timings.failures == [] and len(timings.seconds) > 20
-    assert timings.percentile(99) < 2
+    assert fast.failed() == [] and fast.ok > 20
+    assert fast.percentile(99) < 2
 
 
 def network_listeners(root: psutil.Process) -> set[tuple[str, int]]:

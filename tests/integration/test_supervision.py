@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from harness.load import Load
-from harness.procs import Api
+from harness.procs import Api, wait_for
 from harness.slow_engine import ENGINE_ANSWER
 from harness.workload import scale_request
 
@@ -26,15 +26,6 @@ ACCEPTED = 0.05
 
 def ours(api: Api) -> bool:
     return not api.name.startswith("upstream")
-
-
-def wait_for(predicate, timeout: float, step: float = 0.002) -> float:
-    """Seconds until predicate() is true; fails the test after `timeout`."""
-    t0 = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - t0 < timeout, f"not within {timeout} s"
-        time.sleep(step)
-    return time.monotonic() - t0
 
 
 def test_sigterm_lets_in_flight_requests_finish(server, slow_engine, make_cluster, token) -> None:
@@ -69,7 +60,7 @@ def test_killed_worker_is_replaced(server, token) -> None:
         load.warm()
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        respawn = wait_for(lambda: len(api.worker_pids() - {victim}) == len(workers), timeout=10)
+        respawn = wait_for(lambda: len(api.worker_pids() - {victim}) == len(workers), 10, "a new worker", every=0.002)
         time.sleep(0.5)
     print(f"\n[R2 {api.name}] worker replaced in {respawn * 1000:.0f} ms; load: {load.summary()}")
     if not ours(api):
@@ -86,7 +77,9 @@ def test_sighup_reload_loses_nothing(server, token) -> None:
         load.warm()
         api.send(signal.SIGHUP)
         if ours(api):
-            reload = wait_for(lambda: len(api.worker_pids() - before) == len(before), timeout=60, step=0.01)
+            reload = wait_for(
+                lambda: len(api.worker_pids() - before) == len(before), 60, "every worker renewed", every=0.01
+            )
         else:
             reload = 0.0  # upstream re-reads its config in place; no worker restarts
         time.sleep(2)

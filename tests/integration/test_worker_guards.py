@@ -10,15 +10,12 @@ import time
 import pytest
 import requests
 
-from harness.procs import Api
+from harness.procs import wait_for
 from harness.troubleshooting import assert_documented
+from harness.workload import get
 
 # uWSGI never lets a worker be recycled younger than this (min-worker-lifetime).
 MIN_LIFETIME = 10
-
-
-def get_plugins(api: Api, token: str) -> int:
-    return requests.get(f"{api.url}/v2/plugins", headers={"X-Auth-Token": token}, timeout=30).status_code
 
 
 def test_harakiri_kills_a_stuck_request_and_replaces_the_worker(launch, slow_engine, make_cluster, token) -> None:
@@ -38,11 +35,9 @@ def test_harakiri_kills_a_stuck_request_and_replaces_the_worker(launch, slow_eng
     assert_documented(next(line for line in log.splitlines() if "HARAKIRI ON WORKER" in line).split(" - ", 1)[1])
     assert f"/v2/clusters/{cluster}" in log.split("HARAKIRI ON WORKER", 1)[1], "the log names the stuck path"
     assert killed_after < 3 + 5
-    deadline = time.monotonic() + 10
-    while len(api.worker_pids() - before) < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: api.worker_pids() - before, 10, "a new worker")
     assert len(api.worker_pids()) == 2 and api.worker_pids() != before, "the worker was replaced"
-    assert get_plugins(api, token) == 200
+    assert get(api.url, "/v2/plugins", token).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -58,13 +53,13 @@ def test_worker_is_recycled(launch, token, limits: dict[str, int]) -> None:
     statuses = []
     deadline = time.monotonic() + MIN_LIFETIME + 20
     while api.worker_pids() == {first} and time.monotonic() < deadline:
-        statuses.append(get_plugins(api, token))
+        statuses.append(get(api.url, "/v2/plugins", token).status_code)
         time.sleep(0.2)
     print(f"\nworker recycled after {len(statuses)} requests; statuses {set(statuses)}")
     assert api.worker_pids() != {first}, "the worker was recycled"
     assert "The work of process" in api.log_text()
     assert set(statuses) == {200}, "recycling loses no request"
-    assert get_plugins(api, token) == 200
+    assert get(api.url, "/v2/plugins", token).status_code == 200
 
 
 def test_broken_app_stops_startup(launch, sahara_conf, tmp_path) -> None:
@@ -95,4 +90,4 @@ def test_respawn_storm_is_throttled(launch, token) -> None:
     assert "respawning too fast" in api.log_text()
     assert_documented(next(line for line in api.log_text().splitlines() if "respawning too fast" in line))
     api.wait_ready(timeout=30)
-    assert get_plugins(api, token) == 200
+    assert get(api.url, "/v2/plugins", token).status_code == 200
