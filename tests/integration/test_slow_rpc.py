@@ -52,7 +52,9 @@ def test_slow_engine_rpc(launch, slow_engine, make_cluster, token, server, slow_
     else:
         assert total > 3 * DELAY, "slow requests were expected to queue"
     if fast_unblocked:
-        assert max(fast) < DELAY / 2, "a fast GET waited behind a slow request"
+        # Waiting behind a slow request takes >= DELAY; below that is CPU contention
+        # (make test runs 3 test processes on 2 cores: 1.6 s was seen once).
+        assert max(fast) < 0.9 * DELAY, "a fast GET waited behind a slow request"
     else:
         assert max(fast) > DELAY / 2, "fast GETs were expected to wait for a free worker"
 

@@ -41,14 +41,17 @@ def test_sigterm_lets_in_flight_requests_finish(server, slow_engine, make_cluste
         api.send(signal.SIGTERM)
         rc = api.wait(timeout=90)  # upstream may take oslo.service's graceful_shutdown_timeout (60 s)
         exit_after = time.monotonic() - t_signal
-        answers = [f.result() for f in slow]
+        # Upstream may cut them (recorded, not asserted): keep the error, not raise it.
+        answers = [f.exception() or f.result() for f in slow]
     failed = load.failed(started_before=t_signal - ACCEPTED)
     print(f"\n[R1 {api.name}] exit {rc} after {exit_after:.2f} s; load: {load.summary()}; failed before: {len(failed)}")
     if not ours(api):
         return
     assert rc == 0
     assert failed == []
-    assert all(r.status_code == 400 and ENGINE_ANSWER in r.text for r in answers), "slow requests completed"
+    assert all(
+        not isinstance(r, Exception) and r.status_code == 400 and ENGINE_ANSWER in r.text for r in answers
+    ), f"slow requests completed: {answers}"
     assert exit_after < DELAY + 10
 
 
