@@ -77,10 +77,32 @@ def assert_dies_with_killed_master(proc: psutil.Process, master: int, what: str,
         pass
 
 
+def _port_block() -> range:
+    """This process's ports: below the kernel's ephemeral range, so no client's
+    source port takes one between pick and bind, and a block of its own per
+    pytest-xdist worker, so no other worker picks the same."""
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    size = (ephemeral - 10000) // workers
+    return range(10000 + worker * size, 10000 + (worker + 1) * size)
+
+
+_picked: list[int] = []
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now that no earlier call of this process returned: asking
+    the kernel for port 0 twice can give the same port twice (seen: the API's
+    and the metrics port of one deployment were equal)."""
+    block = _port_block()
+    for n in range(len(_picked), len(_picked) + len(block)):
+        port = block[n % len(block)]
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            _picked.append(port)
+            return port
+    raise RuntimeError(f"no free port in {block}")
 
 
 def port_of(value: object) -> int:
