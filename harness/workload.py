@@ -62,6 +62,14 @@ def fast_get(url: str, token: str, path: str = FAST_PATH, timeout: float = 60) -
     return Timed(time.monotonic() - t0, r.status_code)
 
 
+def warm(url: str, token: str, count: int = 16, at_once: int = 16) -> None:
+    """Warm every worker and thread: a worker's first request fetches
+    keystonemiddleware's own token, slowly. `at_once` below the thread count
+    keeps the warm-up itself out of the listen queue."""
+    with ThreadPoolExecutor(at_once) as pool:
+        list(pool.map(lambda _: fast_get(url, token), range(count)))
+
+
 def fast_get_since(sent: float, url: str, token: str) -> Timed:
     """A fast GET timed from when it was due: a wait for a free client thread counts too."""
     r = fast_get(url, token)

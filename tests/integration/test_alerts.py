@@ -30,7 +30,7 @@ import yaml
 from harness import ROOT
 from harness.procs import Api
 from harness.prometheus import Prometheus
-from harness.workload import fast_get, scale
+from harness.workload import fast_get, scale, warm
 
 RULES = ROOT / "deploy" / "prometheus" / "sahara-api-alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "sahara-api-dashboard.json"
@@ -205,14 +205,8 @@ def test_each_alert_fires_alone_and_resolves(launch, slow_engine, make_cluster, 
     cluster = make_cluster()
     threads = small["SAHARA_API_WORKERS"] * small["SAHARA_API_THREADS"]
 
-    def warm(api: Api) -> None:
-        """A worker's first requests fetch keystonemiddleware's own token; 4 at a
-        time, so the warm-up itself does not fill the listen queue."""
-        with ThreadPoolExecutor(threads) as warmers:
-            list(warmers.map(lambda _: fast_get(api.url, token), range(16)))
-
-    warm(a)
-    warm(b)
+    warm(a.url, token, at_once=threads)  # 4 at a time: the warm-up itself does not fill the listen queue
+    warm(b.url, token, at_once=threads)
     pool = ThreadPoolExecutor(32)
 
     # 1. As many slow engine calls as a has threads.

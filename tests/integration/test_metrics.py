@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness import ROOT
 from harness.procs import Api, assert_dies_with_killed_master, free_port, start, wait_for
-from harness.workload import fast_get, scale_request
+from harness.workload import fast_get, scale_request, warm
 from sahara_api_knobs import settings
 
 Samples = dict[str, dict[str, float]]  # metric sample name -> worker_id ("" if none) -> value
@@ -152,8 +152,7 @@ def test_busy_threads_while_slow_requests_run(launch, slow_engine, make_cluster,
     api = launch(SAHARA_API_WORKERS=2)
     url = metrics_url(api)
     cluster = make_cluster()
-    with ThreadPoolExecutor(16) as pool:  # warm every thread (keystonemiddleware's first token)
-        list(pool.map(lambda _: fast_get(api.url, token), range(16)))
+    warm(api.url, token)
     idle = scrape(url)
     with ThreadPoolExecutor(slow) as pool:
         pending = [pool.submit(scale_request, api.url, token, cluster) for _ in range(slow)]

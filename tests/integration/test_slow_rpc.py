@@ -10,12 +10,10 @@ takes ~4 delays, the concurrent one ~1.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from harness.slow_engine import ENGINE_ANSWER
-from harness.workload import fast_get, slow_mix
+from harness.workload import slow_mix, warm
 
 DELAY = 2.0
 SLOW = 4  # concurrent scale requests
@@ -33,9 +31,7 @@ SLOW = 4  # concurrent scale requests
 def test_slow_engine_rpc(launch, slow_engine, make_cluster, token, server, slow_concurrent, fast_unblocked) -> None:
     slow_engine(DELAY)
     api = launch(**server)
-    # Warm every worker and thread: a worker's first request fetches keystonemiddleware's own token.
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda _: fast_get(api.url, token), range(16)))
+    warm(api.url, token)
     mix = slow_mix(api.url, token, make_cluster(), SLOW)
     for r in mix.slow:
         # 400 right after the round trip: the engine's answer is in the message.
