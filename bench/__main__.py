@@ -497,7 +497,7 @@ class Bench:
             "fast": len(fast),
             "fast_p50_ms": round(measure.percentile(fast, 50), 1),
             "fast_p99_ms": round(measure.percentile(fast, 99), 1),
-            "workers_after": measure.worker_count(api) if c.kind == "ours" else c.workers,
+            "workers_after": len(api.worker_pids()) if c.kind == "ours" else c.workers,
             "max_used_connections": db.max_used,
             "machine_busy": round(busy, 3),
             "loadavg": measure.loadavg(),

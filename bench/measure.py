@@ -21,7 +21,7 @@ import psutil
 import requests
 
 from harness.load import Load
-from harness.procs import Proc, serves, uwsgi_master
+from harness.procs import Api, Proc, serves, uwsgi_master, wait_for
 
 LUA = Path(__file__).with_name("report.lua")
 # A task blocked in one of these waits for a connection (or its accept lock).
@@ -134,13 +134,9 @@ def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) ->
     raise Wedged(f"no 200 from {url} within {limit:g} s of the start")
 
 
-def wait_children(leader: Proc, count: int, limit: float = 30) -> None:
-    deadline = time.monotonic() + limit
-    master = psutil.Process(uwsgi_master(leader.pid))
-    while len([c for c in master.children() if c.name() == master.name()]) < count:  # not the front (nginx)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{leader.name}: {count} workers not up in {limit} s")
-        time.sleep(0.05)
+def wait_children(api: Api, count: int, limit: float = 30) -> None:
+    """Until `api` runs `count` workers (not its front or exporter)."""
+    wait_for(lambda: len(api.worker_pids()) >= count, limit, f"{api.name}: {count} workers up")
 
 
 def _waiting_for_connections(pid: int) -> bool:
@@ -240,15 +236,6 @@ class LogWatch:
         self._stop.set()
         self._thread.join()
         return self.seen
-
-
-def worker_count(leader: Proc) -> int:
-    """uWSGI workers alive now (the master's children running its program)."""
-    try:
-        parent = psutil.Process(uwsgi_master(leader.pid))
-        return sum(1 for c in parent.children() if c.name() == parent.name())
-    except psutil.Error:
-        return 0
 
 
 @dataclass

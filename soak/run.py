@@ -32,7 +32,7 @@ from saharaclient.api.client import ClientV2
 from bench.measure import percentile, pss_mib
 from harness import ROOT
 from harness.deploy import AllInOne, ours_env, start_ours
-from harness.procs import REQUEST_LOG, uwsgi_master
+from harness.procs import REQUEST_LOG, busy_threads, uwsgi_master, wait_for
 
 PROJECT = "sahara-soak"  # its own Keystone project: the rows to count are all ours
 TABLES = {"data_source": "data_sources", "job_binary": "job_binaries", "job_template": "jobs"}
@@ -125,7 +125,7 @@ class Soaked(AllInOne):
         except (OSError, ValueError):
             return {}
         return {
-            w["pid"]: sum(c.get("in_request", 0) for c in w.get("cores", []))
+            w["pid"]: busy_threads([w])
             for w in stats["workers"]
             if w["pid"] > 0 and w.get("status") in ("idle", "busy")
         }
@@ -136,11 +136,12 @@ def start_all_in_one(conf: Path, workdir: Path, workers: int) -> Soaked:
     api = start_ours("all-in-one", env, workdir, "all-in-one", cls=Soaked)
     try:
         api.wait_ready(timeout=120)
-        deadline = time.monotonic() + 60
-        while not (api.states().get("sahara-engine") == "RUNNING" and len(api.workers()) == workers):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"all-in-one not fully up in time:\n{api.ctl('status')}\n{api.log_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_for(
+            lambda: api.states().get("sahara-engine") == "RUNNING" and len(api.workers()) == workers,
+            60,
+            lambda: f"all-in-one fully up:\n{api.ctl('status')}\n{api.log_text()[-3000:]}",
+            every=0.2,
+        )
     except Exception:
         api.stop(timeout=120)
         raise
