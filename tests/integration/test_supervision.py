@@ -33,7 +33,8 @@ def test_sigterm_lets_in_flight_requests_finish(server, slow_engine, make_cluste
     slow_engine(DELAY)
     api = server(2)
     cluster = make_cluster()
-    with Load(api.url, token) as load, ThreadPoolExecutor(2) as pool:
+    # timeout=20: upstream sometimes stops accepting yet keeps its socket for 60 s; a GET held 20 s failed anyway.
+    with Load(api.url, token, timeout=20) as load, ThreadPoolExecutor(2) as pool:
         load.warm()
         slow = [pool.submit(scale_request, api.url, token, cluster) for _ in range(2)]
         time.sleep(0.5)
