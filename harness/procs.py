@@ -12,6 +12,8 @@ a daemon dies with a killed master.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
 import re
 import signal
@@ -77,6 +79,7 @@ def assert_dies_with_killed_master(proc: psutil.Process, master: int, what: str,
         pass
 
 
+@functools.cache
 def _port_block() -> range:
     """This process's ports: below the kernel's ephemeral range, so no client's
     source port takes one between pick and bind, and a block of its own per
@@ -88,7 +91,7 @@ def _port_block() -> range:
     return range(10000 + worker * size, 10000 + (worker + 1) * size)
 
 
-_picked: list[int] = []
+_tried = itertools.count()  # ports of the block tried so far, free or not
 
 
 def free_port() -> int:
@@ -96,11 +99,10 @@ def free_port() -> int:
     the kernel for port 0 twice can give the same port twice (seen: the API's
     and the metrics port of one deployment were equal)."""
     block = _port_block()
-    for n in range(len(_picked), len(_picked) + len(block)):
-        port = block[n % len(block)]
+    for _ in block:
+        port = block[next(_tried) % len(block)]
         with socket.socket() as s, contextlib.suppress(OSError):
             s.bind(("127.0.0.1", port))
-            _picked.append(port)
             return port
     raise RuntimeError(f"no free port in {block}")
 

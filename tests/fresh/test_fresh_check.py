@@ -7,10 +7,11 @@ It fails (never skips) when podman cannot run here."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
+
+from harness.procs import wait_for
 
 # The script bounds itself (FRESH_CHECK_TIMEOUT, default 1200 s); a margin for its clean-up.
 BOUND = int(os.environ.get("FRESH_CHECK_TIMEOUT", "1200")) + 120
@@ -19,10 +20,7 @@ BOUND = int(os.environ.get("FRESH_CHECK_TIMEOUT", "1200")) + 120
 @pytest.mark.timeout(BOUND + 30)
 def test_readme_set_up_run_and_stop_on_fresh_debian_12(fresh_check: tuple[Path, Path]) -> None:
     rc_file, log = fresh_check
-    deadline = time.monotonic() + BOUND
-    while not rc_file.exists() or not rc_file.read_text().strip():
-        assert time.monotonic() < deadline, f"scripts/fresh-check.sh still running after {BOUND} s"
-        time.sleep(1)
+    wait_for(lambda: rc_file.exists() and rc_file.read_text().strip(), BOUND, "scripts/fresh-check.sh ended", every=1)
     rc = int(rc_file.read_text())
     out = log.read_text()
     print(f"\n{out}")  # the step times, in CI's log
