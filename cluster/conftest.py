@@ -9,6 +9,8 @@ it, whatever happened; these fixtures undo what they did to the stack."""
 from __future__ import annotations
 
 import configparser
+import contextlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,9 +34,20 @@ def stack() -> Iterator[Stack]:
         yield stack
 
 
+def listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=2):
+        return True
+    return False
+
+
 @pytest.fixture(scope="session")
 def relays(kube: Kube, stack: Stack) -> Iterator[dict[str, TcpProxy]]:
-    proxies = {name: TcpProxy(port, listen_host=kube.gateway, port=port).start() for name, port in STACK_PORTS.items()}
+    proxies = {
+        # A service already listening on every address (RabbitMQ does) needs none.
+        name: TcpProxy(port, listen_host=kube.gateway, port=port).start()
+        for name, port in STACK_PORTS.items()
+        if not listening(kube.gateway, port)
+    }
     yield proxies
     for proxy in proxies.values():
         proxy.close()

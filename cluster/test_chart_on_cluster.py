@@ -229,7 +229,7 @@ def test_keystone_unreachable(
     """Bad input: Keystone down (its relay to the pods stopped)."""
     keystone.invalidate()
     fresh = keystone.get_token()  # a token no pod has cached yet: it must be validated
-    relays["keystone"].stop()
+    relays["keystone"].stop()  # Keystone itself listens on 127.0.0.1 only: the pods lose it
     try:
         answer = requests.get(f"{url}/v2/plugins", headers={"X-Auth-Token": fresh}, timeout=60)
         health = requests.get(f"{url}/healthcheck", timeout=10).status_code

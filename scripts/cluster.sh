@@ -103,7 +103,7 @@ for net in mine:
             sys.exit(f"{net} overlaps {other} ({what}): set CLUSTER_POD_CIDR / CLUSTER_SERVICE_CIDR")
 PY
     local port
-    for port in $ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT 10248 10249 10256 10257 10259; do
+    for port in $ETCD_PORT $ETCD_PEER_PORT 10248 10249 10256 10257 10259; do
         ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || die "port $port is taken on 127.0.0.1 (ss -ltnp)"
     done
 }
@@ -164,8 +164,9 @@ apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 kubernetesVersion: $K8S_VERSION
 certificatesDir: $PKI
-# Clients on this machine use loopback; the API server listens there only.
-controlPlaneEndpoint: 127.0.0.1:$APISERVER_PORT
+# The API server listens on the bridge's address only (kubeadm's kubeconfigs
+# for the controllers name the advertise address).
+controlPlaneEndpoint: $GATEWAY:$APISERVER_PORT
 networking:
   serviceSubnet: $SERVICE_CIDR
   podSubnet: $POD_CIDR
@@ -188,12 +189,12 @@ start_etcd() {
 }
 
 start_apiserver() {
-    # --advertise-address: the kubernetes Service's endpoint, the node's bridge
-    # address; --bind-address: clients are on this machine.
+    # --advertise-address, --bind-address: the bridge's address, on this
+    # machine only (the kubernetes Service's endpoint too).
     # --kubelet-preferred-address-types: logs/exec/port-forward go to the node IP.
     start kube-apiserver "$BIN/kube-apiserver" \
         --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-        --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" --advertise-address "$GATEWAY" \
+        --bind-address "$GATEWAY" --secure-port "$APISERVER_PORT" --advertise-address "$GATEWAY" \
         --service-cluster-ip-range "$SERVICE_CIDR" \
         --client-ca-file "$PKI/ca.crt" \
         --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
@@ -240,6 +241,10 @@ state = "$RUN/containerd/state"
 [plugins."io.containerd.grpc.v1.cri"]
   # No registry: the pause image is built here and imported.
   sandbox_image = "$PAUSE_IMAGE"
+  # Root here lacks CAP_SYS_RESOURCE: runc cannot set the sandbox's
+  # oom_score_adj -998 ("can't get final child's PID from pipe: EOF"); keep
+  # every container's at or above containerd's own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -274,7 +279,7 @@ EOF
 EOF
     start containerd containerd --config "$RUN/containerd/config.toml"
     wait_until 30 containerd ctr_ version
-    ctr_ plugins ls | grep -q 'io.containerd.grpc.v1.cri.*ok' ||
+    ctr_ plugins ls | awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" && $NF == "ok" {ok = 1} END {exit !ok}' ||
         die "containerd's CRI plugin is not ok: $(ctr_ plugins ls | grep cri)"
 }
 
@@ -480,7 +485,7 @@ clean_iptables() {
         for table in filter nat mangle raw; do
             "$ipt" -t "$table" -S >/dev/null 2>&1 || continue
             # Rules that jump to our chains or carry our comment, in built-in chains first.
-            "$ipt" -t "$table" -S | grep -E -- "^-A .*(-j (KUBE-|CNI-)|--comment \"?$COMMENT)" |
+            { "$ipt" -t "$table" -S | grep -E -- "^-A .*(-j (KUBE-|CNI-)|--comment \"?$COMMENT)" || true; } |
                 while read -r rule; do
                     # shellcheck disable=SC2086  # the rule's words, as iptables -S printed them
                     eval "$ipt -t $table ${rule/-A/-D}" 2>/dev/null || true
