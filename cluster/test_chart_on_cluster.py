@@ -224,7 +224,9 @@ def test_killed_main_process_is_restarted(kube: Kube, url: str, token: str, inst
         f"Ready again after {back:.1f} s; last state {last.get('reason')} exit {last.get('exitCode')}; "
         f"load {load.summary()}")  # fmt: skip
     assert last.get("exitCode") == 137, last
-    assert "Liveness probe failed" not in events, "liveness fired: the kill alone should restart the container"
+    # A liveness probe may see the port closed while the container restarts
+    # (one miss of 6); the restart must be the kill's, not the probe's.
+    assert "failed liveness probe, will be restarted" not in events, events
 
 
 def test_keystone_unreachable(
@@ -331,10 +333,11 @@ def test_wrong_database_password(
         return any("CrashLoopBackOff" in waiting_reasons(p) for p in kube.pods(bad_namespace, selector))
 
     wait_for(crashing, 180, "CrashLoopBackOff")
-    pod = kube.pods(bad_namespace, selector)[0]["metadata"]["name"]
-    log = kube.logs(bad_namespace, pod, "--previous")
-    say(f"wrong password, API pod: {waiting_reasons(kube.pods(bad_namespace, selector)[0])}; "
-        f"kubectl logs --previous: {log.strip()[-300:]}")  # fmt: skip
+    pod = next(p for p in kube.pods(bad_namespace, selector) if "CrashLoopBackOff" in waiting_reasons(p))
+    pod = pod["metadata"]["name"]
+    # The last run's output: `kubectl logs` (the container that ended), or --previous.
+    log = kube.logs(bad_namespace, pod) + kube.logs(bad_namespace, pod, "--previous")
+    say(f"wrong password, API pod {pod}: CrashLoopBackOff; kubectl logs: {log.strip()[-300:]}")  # fmt: skip
     assert "cannot connect to the database" in log and "1045" in log, log
 
 
