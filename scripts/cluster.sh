@@ -475,8 +475,10 @@ unmount_run() {
     fi
 }
 
-# iptables: kube-proxy's own cleanup, then any KUBE-*/CNI-* chain left and
-# this script's tagged rules, in every table, IPv4 and IPv6.
+# iptables: kube-proxy's own cleanup, then any KUBE-* chain left (the kubelet's
+# too) and this script's tagged rules, in every table, IPv4 and IPv6. Not
+# CNI-* chains: the run's bridge config makes none (no ipMasq, no portmap),
+# and podman's CNI network keeps its own there.
 clean_iptables() {
     if [ -x "$BIN/kube-proxy" ]; then "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
     local ipt table rule chain
@@ -485,15 +487,15 @@ clean_iptables() {
         for table in filter nat mangle raw; do
             "$ipt" -t "$table" -S >/dev/null 2>&1 || continue
             # Rules that jump to our chains or carry our comment, in built-in chains first.
-            { "$ipt" -t "$table" -S | grep -E -- "^-A .*(-j (KUBE-|CNI-)|--comment \"?$COMMENT)" || true; } |
+            { "$ipt" -t "$table" -S | grep -E -- "^-A .*(-j KUBE-|--comment \"?$COMMENT)" || true; } |
                 while read -r rule; do
                     # shellcheck disable=SC2086  # the rule's words, as iptables -S printed them
                     eval "$ipt -t $table ${rule/-A/-D}" 2>/dev/null || true
                 done
-            for chain in $("$ipt" -t "$table" -S | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-)/ {print $2}'); do
+            for chain in $("$ipt" -t "$table" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
                 "$ipt" -t "$table" -F "$chain" 2>/dev/null || true
             done
-            for chain in $("$ipt" -t "$table" -S | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-)/ {print $2}'); do
+            for chain in $("$ipt" -t "$table" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
                 "$ipt" -t "$table" -X "$chain" 2>/dev/null || true
             done
         done
@@ -545,7 +547,7 @@ leftovers() {
     [ -z "$out" ] || { echo "netns:"; echo "$out"; found=1; }
     out=$(ip -br link | grep -E "^($BRIDGE|veth)" || true)
     [ -z "$out" ] || { echo "links:"; echo "$out"; found=1; }
-    out=$({ iptables-save; ip6tables-save; } 2>/dev/null | grep -E "KUBE-|CNI-|$COMMENT|$BRIDGE" || true)
+    out=$({ iptables-save; ip6tables-save; } 2>/dev/null | grep -E "KUBE-|$COMMENT|$BRIDGE" || true)
     [ -z "$out" ] || { echo "iptables:"; echo "$out" | head -20; found=1; }
     [ ! -e "$RUN" ] || { echo "state: $RUN"; found=1; }
     [ "$found" -eq 0 ] && say "nothing left of the run" && return 0
