@@ -516,19 +516,19 @@ restore_host() {
 down() {
     [ -d "$RUN" ] || { say "nothing to stop ($RUN absent)"; return 0; }
     local t0=$SECONDS
-    delete_pods
-    stop_pid kube-proxy
-    stop_pid kubelet
-    containerd_leftovers
-    stop_pid containerd
-    kill_run_processes
-    stop_pid kube-scheduler
-    stop_pid kube-controller-manager
-    stop_pid kube-apiserver
-    stop_pid etcd
-    unmount_run
-    clean_iptables
-    restore_host
+    step delete-pods delete_pods
+    step stop-kube-proxy stop_pid kube-proxy
+    step stop-kubelet stop_pid kubelet
+    step containerd-leftovers containerd_leftovers
+    step stop-containerd stop_pid containerd
+    step kill-run-processes kill_run_processes
+    step stop-scheduler stop_pid kube-scheduler
+    step stop-controllers stop_pid kube-controller-manager
+    step stop-kube-apiserver stop_pid kube-apiserver
+    step stop-etcd stop_pid etcd
+    step unmount unmount_run
+    step iptables clean_iptables
+    step restore-host restore_host
     mkdir -p "$CLUSTER_CACHE/logs"
     rm -rf "$CLUSTER_CACHE/logs/last"
     cp -r "$RUN/logs" "$CLUSTER_CACHE/logs/last" 2>/dev/null || true
