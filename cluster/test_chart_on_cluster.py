@@ -245,6 +245,7 @@ def test_keystone_unreachable(
     finally:
         relays["keystone"].start()
     line = next((x for x in logs.splitlines() if "auth_token" in x and "service_token_roles" not in x), "")
+    line = re.sub(r"\x1b\[[0-9;]*m", "", line)  # oslo.log colours the level for a terminal
     say(f"Keystone unreachable: GET /v2/plugins {answer.status_code} {answer.text[:120]!r}; /healthcheck {health}; "
         f"pods Ready {[ready(p) for p in pods]}; log: {line[:300]}")  # fmt: skip
     assert answer.status_code == 503, answer.text

@@ -545,7 +545,9 @@ leftovers() {
     [ -z "$out" ] || { echo "mounts:"; echo "$out"; found=1; }
     out=$(ip netns list 2>/dev/null | grep '^cni-' || true)
     [ -z "$out" ] || { echo "netns:"; echo "$out"; found=1; }
-    out=$(ip -br link | grep -E "^($BRIDGE|veth)" || true)
+    # The bridge, a port of it, or a veth on no bridge (its bridge gone);
+    # podman's veths on its own bridge are not the run's.
+    out=$({ ip -o link show dev "$BRIDGE" 2>/dev/null; ip -o link show type veth | grep -v ' master '; } || true)
     [ -z "$out" ] || { echo "links:"; echo "$out"; found=1; }
     out=$({ iptables-save; ip6tables-save; } 2>/dev/null | grep -E "KUBE-|$COMMENT|$BRIDGE" || true)
     [ -z "$out" ] || { echo "iptables:"; echo "$out" | head -20; found=1; }
