@@ -89,6 +89,12 @@ class PodWatch:
         return {n: round(self.gone[n] - t, 1) for n, t in self.deleted.items() if n in self.gone}
 
 
+def steady(kube: Kube) -> bool:
+    """Both API pods Ready and none terminating (a deleted pod stays Ready until its probe notices)."""
+    pods = kube.pods(NS, API)
+    return len(pods) == 2 and all(ready(p) and not p["metadata"].get("deletionTimestamp") for p in pods)
+
+
 @pytest.fixture(scope="module")
 def installed(kube: Kube, values: Path) -> Iterator[None]:
     yield
@@ -167,7 +173,7 @@ def test_upgrade_and_drain_under_load(kube: Kube, values: Path, url: str, token:
         )  # fmt: skip
         drained = time.monotonic() - t1
         kube.kubectl("uncordon", kube.env["CLUSTER_NODE"])
-        wait_for(lambda: sum(ready(p) for p in kube.pods(NS, API)) == 2, 300, "2 API pods Ready after the drain")
+        wait_for(lambda: steady(kube), 300, "2 API pods Ready after the drain")
     say(f"upgrade: {upgraded:.1f} s, fewest Ready API pods during it {rollout_min_ready}; load then: {during_upgrade}")
     say(f"old pods' deletion to gone (preStop {5} s + stop): {watch.drain_seconds()}")
     say(f"drain {drained:.1f} s: {[line for line in drain.splitlines() if 'evict' in line.lower()][:4]}")
@@ -193,7 +199,7 @@ def test_pod_deleted_during_an_upload(kube: Kube, url: str, token: str, installe
         deleted_at = time.monotonic()
         kube.kubectl("delete", "pod", "-n", NS, pod["metadata"]["name"], "--wait=false")
         upload.join(60)
-        wait_for(lambda: sum(ready(p) for p in kube.pods(NS, API)) == 2, 300, "a replacement Ready")
+        wait_for(lambda: steady(kube), 300, "a replacement Ready, the deleted pod gone")
     answered = result.get("end", 0) - deleted_at
     say(f"upload to {pod['metadata']['name']} ({ip}), deleted {UPLOAD_SIGNAL_AT} s in: status {result.get('status')} "
         f"{answered:.1f} s after the delete; load {load.summary()}")  # fmt: skip
@@ -204,6 +210,7 @@ def test_pod_deleted_during_an_upload(kube: Kube, url: str, token: str, installe
 
 def test_killed_main_process_is_restarted(kube: Kube, url: str, token: str, installed: None) -> None:
     """Check 4: the API container's main process (tini) SIGKILLed from the host."""
+    wait_for(lambda: steady(kube), 300, "2 API pods Ready, none terminating")
     pod = kube.pods(NS, API)[0]
     name = pod["metadata"]["name"]
     restarts = pod["status"]["containerStatuses"][0]["restartCount"]
