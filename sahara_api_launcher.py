@@ -125,13 +125,31 @@ def find_nginx(path: str | None = None) -> str:
     return nginx
 
 
+def worker_sockets(knobs: dict[str, str]) -> list[str]:
+    """With the nginx front, the workers' sockets: one per worker, which nginx
+    balances by requests in flight; one for every worker when elastic (a
+    stopped worker's own socket would only queue)."""
+    run_dir = knobs["SAHARA_RUN_DIR"]
+    if knobs["SAHARA_API_ELASTIC"] == "1":
+        return [f"{run_dir}/uwsgi.sock"]
+    return [f"{run_dir}/uwsgi-{n}.sock" for n in range(1, int(knobs["SAHARA_API_WORKERS"]) + 1)]
+
+
+def uwsgi_socket_args(knobs: dict[str, str]) -> list[str]:
+    """uWSGI's options for worker_sockets(): socket N-1 to worker N alone
+    (uwsgi.ini cannot loop over the worker count inside its if-env)."""
+    sockets = worker_sockets(knobs)
+    args = [a for path in sockets for a in ("--socket", path)]
+    if knobs["SAHARA_API_ELASTIC"] == "1":
+        return args
+    return args + [a for n in range(len(sockets)) for a in ("--map-socket", f"{n}:{n + 1}")]
+
+
 def render_nginx_conf(knobs: dict[str, str]) -> str:
     """deploy/nginx.conf with its @KNOB@s filled in, written to SAHARA_RUN_DIR."""
-    host, port = knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"]
     tls = check_tls(knobs)
-    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     values = {
-        "LISTEN": f"{listen} ssl" if tls else listen,
+        "LISTEN": f"{knobs['SAHARA_API_BIND']} ssl" if tls else knobs["SAHARA_API_BIND"],
         "TLS": (
             f"ssl_certificate {knobs['SAHARA_API_TLS_CERT']};\n"
             f"        ssl_certificate_key {knobs['SAHARA_API_TLS_KEY']};\n"
@@ -139,6 +157,7 @@ def render_nginx_conf(knobs: dict[str, str]) -> str:
             if tls
             else ""
         ),
+        "WORKERS": "\n        ".join(f"server unix:{path} max_fails=0;" for path in worker_sockets(knobs)),
         # Only root may switch users; nginx warns about the line otherwise.
         "USER": f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
         if os.geteuid() == 0
@@ -313,7 +332,7 @@ def main(argv: list[str]) -> None:
             # names no nginx of ours: uWSGI would take a reused pid for it and never start nginx.
             Path(knobs["SAHARA_RUN_DIR"], "nginx.pid").unlink(missing_ok=True)
             Path(knobs["SAHARA_RUN_DIR"], "front.stop").unlink(missing_ok=True)  # deploy/relay.sh's
-            cmd = ["/bin/bash", str(RELAY), *cmd]
+            cmd = ["/bin/bash", str(RELAY), *cmd, *uwsgi_socket_args(knobs)]
             check_nginx_conf(knobs["SAHARA_FRONT_NGINX"], render_nginx_conf(knobs))
         check_services(conf, broker=mode != "db-sync")
         if mode in ("api", "engine"):  # last, just before the exec
