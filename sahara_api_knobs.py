@@ -19,7 +19,9 @@ Sahara's config files (SAHARA_CONFIG_FILES).
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -129,6 +131,29 @@ def check_debug_workers(knobs: dict[str, str], conf: ConfigOpts) -> None:
         )
 
 
+HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def api_host(raw: str) -> tuple[str, str]:
+    """SAHARA_API_HOST, read once: how a socket address writes it (an IPv6
+    address in brackets: uWSGI reads `::1:8386` as 255.255.255.255:8386) and
+    where a client on this host reaches it (a wildcard on loopback)."""
+    try:
+        ip = ipaddress.ip_address(raw)
+    except ValueError:
+        if not HOST_NAME.fullmatch(raw):
+            raise StartupError(
+                f"SAHARA_API_HOST={raw!r} is not an IP address or host name: set e.g. 127.0.0.1, ::1, 0.0.0.0"
+                " or :: (an IPv6 address without brackets, scope or port)"
+            ) from None
+        return raw, raw
+    if ip.version == 4:
+        return raw, "127.0.0.1" if ip.is_unspecified else raw
+    if ip.scope_id:
+        raise StartupError(f"SAHARA_API_HOST={raw!r}: uWSGI and nginx take no IPv6 scope: set an address without %")
+    return f"[{raw}]", "[::1]" if ip.is_unspecified else f"[{raw}]"
+
+
 def metrics_enabled(knobs: dict[str, str]) -> bool:
     """SAHARA_METRICS_PORT 0 or empty turns the exporter off."""
     return knobs.get("SAHARA_METRICS_PORT", "").strip() not in ("", "0")
@@ -159,7 +184,8 @@ def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> 
         raise StartupError(
             "SAHARA_API_ELASTIC=1 needs at least 2 workers to grow to: raise SAHARA_API_WORKERS or set 0"
         )
-    whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
+    port = whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
+    knobs["SAHARA_API_BIND"] = f"{api_host(knobs['SAHARA_API_HOST'])[0]}:{port}"  # uwsgi.ini's and nginx.conf's
     max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
     knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))
     whole_number("SAHARA_API_MAX_RSS_MB", knobs["SAHARA_API_MAX_RSS_MB"], 1, 10**6)
