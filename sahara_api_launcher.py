@@ -145,6 +145,13 @@ def uwsgi_socket_args(knobs: dict[str, str]) -> list[str]:
     return args + [a for n in range(len(sockets)) for a in ("--map-socket", f"{n}:{n + 1}")]
 
 
+def front_files(knobs: dict[str, str]) -> None:
+    """deploy/front.sh's files, named here only: nginx's pidfile (uwsgi.ini
+    and nginx.conf take it too) and the mark of a stop under way."""
+    knobs["SAHARA_FRONT_PID"] = str(Path(knobs["SAHARA_RUN_DIR"], "nginx.pid"))
+    knobs["SAHARA_FRONT_STOP"] = str(Path(knobs["SAHARA_RUN_DIR"], "front.stop"))
+
+
 def render_nginx_conf(knobs: dict[str, str]) -> str:
     """deploy/nginx.conf with its @KNOB@s filled in, written to SAHARA_RUN_DIR."""
     tls = check_tls(knobs)
@@ -164,7 +171,13 @@ def render_nginx_conf(knobs: dict[str, str]) -> str:
         else "",
         **{
             k: knobs[k]
-            for k in ("SAHARA_RUN_DIR", "SAHARA_API_MAX_BODY_MB", "SAHARA_API_TIMEOUT", "SAHARA_API_STOP_TIMEOUT")
+            for k in (
+                "SAHARA_RUN_DIR",
+                "SAHARA_FRONT_PID",
+                "SAHARA_API_MAX_BODY_MB",
+                "SAHARA_API_TIMEOUT",
+                "SAHARA_API_STOP_TIMEOUT",
+            )
         },
     }
     text = NGINX_CONF.read_text()
@@ -327,11 +340,12 @@ def main(argv: list[str]) -> None:
         if mode in ("api", "all-in-one"):
             make_run_dir(knobs["SAHARA_RUN_DIR"])
         if mode == "api" and knobs["SAHARA_API_FRONT"] == "nginx":
-            knobs["SAHARA_FRONT_NGINX"] = find_nginx()  # deploy/uwsgi.ini runs it
+            knobs["SAHARA_FRONT_NGINX"] = find_nginx()  # deploy/front.sh runs it
+            front_files(knobs)
             # The port is free (checked above), so a pidfile left by a killed run
             # names no nginx of ours: uWSGI would take a reused pid for it and never start nginx.
-            Path(knobs["SAHARA_RUN_DIR"], "nginx.pid").unlink(missing_ok=True)
-            Path(knobs["SAHARA_RUN_DIR"], "front.stop").unlink(missing_ok=True)  # deploy/relay.sh's
+            for left in ("SAHARA_FRONT_PID", "SAHARA_FRONT_STOP"):
+                Path(knobs[left]).unlink(missing_ok=True)
             cmd = ["/bin/bash", str(RELAY), *cmd, *uwsgi_socket_args(knobs)]
             check_nginx_conf(knobs["SAHARA_FRONT_NGINX"], render_nginx_conf(knobs))
         check_services(conf, broker=mode != "db-sync")

@@ -186,6 +186,7 @@ def test_nginx_conf_is_rendered_and_accepted(tmp_path: Path) -> None:
     knobs = settings({"SAHARA_RUN_DIR": str(tmp_path), "SAHARA_API_HOST": "::1", "SAHARA_API_MAX_BODY_MB": "12"})
     knobs["SAHARA_API_WORKERS"] = "2"  # resolved by check_knobs before the launcher renders
     knobs_module.check_server_knobs(knobs)
+    launcher.front_files(knobs)
     conf = launcher.render_nginx_conf(knobs)
     text = Path(conf).read_text()
     assert not [line for line in text.splitlines() if "@" in line and not line.lstrip().startswith("#")]
@@ -204,6 +205,7 @@ def test_nginx_balances_workers_by_requests_in_flight(tmp_path: Path, elastic: s
     go: one socket for all (docs/tuning.md)."""
     knobs = settings({"SAHARA_RUN_DIR": str(tmp_path), "SAHARA_API_WORKERS": "3", "SAHARA_API_ELASTIC": elastic})
     knobs_module.check_server_knobs(knobs)
+    launcher.front_files(knobs)
     text = Path(launcher.render_nginx_conf(knobs)).read_text()
     servers = [line.strip() for line in text.splitlines() if line.strip().startswith("server unix:")]
     args = launcher.uwsgi_socket_args(knobs)
