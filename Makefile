@@ -23,7 +23,7 @@ TEST_JOBS ?= 3
 MODE ?=
 export SAHARA_TEST_MODES := $(MODE)
 
-.PHONY: help install run debug test fresh-check unit-test integration-test image image-test chart chart-test bench hostile soak lint lock stack-down
+.PHONY: help install run debug test fresh-check unit-test integration-test image image-test chart chart-test cluster-test bench hostile soak lint lock stack-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ chart: install $(HELM) ## helm lint the chart and package it into build/ (deploy
 
 chart-test: install $(HELM) ## Chart checks without a cluster: lint, render, schema, bad values (tests/chart)
 	$(PYTEST) tests/chart $(PYTEST_ARGS)
+
+cluster-test: install $(HELM) image ## The chart on a real single-node Kubernetes built from Go modules -> docs/cluster-test.md (root; cold build ~14 min, then ~5 min)
+	scripts/cluster-test.sh $(PYTEST_ARGS)
 
 $(HELM): scripts/install-helm.sh | install
 	scripts/install-helm.sh $@

@@ -176,6 +176,7 @@ def trickle_put(
     try:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=60) as s:
+            result["local_port"] = s.getsockname()[1]  # which pod a Service sent it to (conntrack)
             s.sendall(head.encode())
             result["sent_head"] = time.monotonic()
             step = max(1, len(body) // 64)

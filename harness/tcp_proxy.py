@@ -1,5 +1,7 @@
 """A TCP relay in front of a real service, to take it away from the API
-(stop: listener and every relayed connection closed) and give it back."""
+(stop: listener and every relayed connection closed) and give it back; or to
+show a service bound on loopback at another address of this machine (the
+cluster's bridge, make cluster-test), the service seeing 127.0.0.1 as its client."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ import threading
 
 
 class TcpProxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_port: int, target_host: str = "127.0.0.1", listen_host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.target = (target_host, target_port)
-        self.port = 0
+        self.listen_host = listen_host
+        self.port = port  # 0: any free one, kept for the next start
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -39,7 +44,7 @@ class TcpProxy:
         await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._relay, self.listen_host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
