@@ -51,10 +51,10 @@ from harness.procs import Api, Proc
 from harness.slow_engine import start_slow_engine
 from harness.stack import Stack, ensure_project, keystone_session, read_openrc
 from harness.workload import fast_get, slow_mix
+from sahara_api_knobs import defaults
 
 BENCH_PROJECT = "sahara-bench"  # its own Keystone project: a fixed number of clusters
 CHART_VALUES = ROOT / "deploy" / "helm" / "sahara-api" / "values.yaml"
-DEFAULTS = ROOT / "deploy" / "defaults.env"
 # C4: the end of each phase of our start, as uWSGI logs it (log text -> phase).
 PHASES = {
     "checks": "*** Starting uWSGI",  # the launcher's checks are done and it has exec'd uWSGI
@@ -636,7 +636,7 @@ def main() -> None:
         "plan": asdict(plan),
         "only": only,
         "ours_env": ours_env,
-        "defaults_env": [x for x in DEFAULTS.read_text().splitlines() if x.strip() and not x.startswith("#")],
+        "defaults_env": [f"{key}={value}" for key, value in defaults().items()],
         "chart": chart_defaults(),
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
