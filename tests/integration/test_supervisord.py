@@ -176,15 +176,21 @@ def test_signal_to_uwsgi_master_leaves_no_nginx_and_the_api_comes_back(superviso
     nginx on its way out and that nginx outlived it, holding the port, so
     supervisord's restarts failed and it gave up. Three tries: it came in 1 of 2."""
     sup = supervisor()
-    for attempt in range(1, 4):
-        sup.wait_states({"sahara-api": "RUNNING", "sahara-engine": "RUNNING"})
-        master = uwsgi_master(sup.program_pid("sahara-api"))
-        old = {p.pid for p in nginxes_on(sup.port)}
-        os.kill(master, sig)
-        wait_for(lambda gone=master: not psutil.pid_exists(gone), 10, f"uWSGI's master {master} reaped")
-
-        # 200 comes from a new master only: an nginx left by the old one answers 502.
-        took = wait_for(lambda: serves(f"{sup.url}/healthcheck"), 10, lambda: sup.log_text()[-3000:], every=0.1)
-        print(f"\n  {sig.name} #{attempt} to uWSGI's master: serving again after {took:.1f} s")
-        for p in nginxes_on(sup.port):
-            assert p.pid not in old, f"nginx {p.pid} of the old master still holds the port"
+    olds: set[int] = set()
+    try:
+        for attempt in range(1, 4):
+            sup.wait_states({"sahara-api": "RUNNING", "sahara-engine": "RUNNING"})
+            master = uwsgi_master(sup.program_pid("sahara-api"))
+            old = {p.pid for p in nginxes_on(sup.port)}
+            olds |= old
+            os.kill(master, sig)
+            wait_for(lambda gone=master: not psutil.pid_exists(gone), 10, f"uWSGI's master {master} reaped")
+            # 200 comes from a new master only: an nginx left by the old one answers 502.
+            took = wait_for(lambda: serves(f"{sup.url}/healthcheck"), 10, lambda: sup.log_text()[-3000:], every=0.1)
+            print(f"\n  {sig.name} #{attempt} to uWSGI's master: serving again after {took:.1f} s")
+            for p in nginxes_on(sup.port):
+                assert p.pid not in old, f"nginx {p.pid} of the old master still holds the port"
+    finally:  # what the outage leaves (an nginx under PID 1 and its worker), so that a failure leaves nothing
+        for pid in olds:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
