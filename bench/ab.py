@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from bench import measure
-from bench.__main__ import on_the_stack
 from bench.contenders import launch, parse
+from bench.project import on_the_stack
 from harness.procs import serves, wait_for
 
 
