@@ -23,7 +23,7 @@ TEST_JOBS ?= 3
 MODE ?=
 export SAHARA_TEST_MODES := $(MODE)
 
-.PHONY: help install run debug test fresh-check unit-test integration-test image image-test chart chart-test cluster-test bench hostile soak lint lock stack-down
+.PHONY: help install run debug test fresh-check unit-test integration-test image image-test chart chart-knobs chart-test cluster-test bench hostile soak lint lock stack-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ image-test: install image ## Run the image with podman against the local stack (
 chart: install $(HELM) ## helm lint the chart and package it into build/ (deploy/ files resolved)
 	$(HELM) lint --strict $(CHART)
 	$(HELM) package $(CHART) -d build
+
+chart-knobs: ## Regenerate the chart's knob defaults, schema bounds and env list from deploy/defaults.env
+	.venv/bin/python sahara_api_knobs.py chart
 
 chart-test: install $(HELM) ## Chart checks without a cluster: lint, render, schema, bad values (tests/chart)
 	$(PYTEST) tests/chart $(PYTEST_ARGS)

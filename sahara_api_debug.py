@@ -17,6 +17,7 @@ def serve_debug() -> None:
 
     eventlet.monkey_patch()
     import signal
+    import socket
 
     import eventlet.wsgi
     import hupper
@@ -31,7 +32,8 @@ def serve_debug() -> None:
         # and stalls: name the files to watch (code outside the venv) here.
         loaded = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
         hupper.get_reloader().watch_files([f for f in loaded if f and not f.startswith((sys.prefix, sys.base_prefix))])
-    sock = eventlet.listen((knobs["SAHARA_API_HOST"], int(knobs["SAHARA_API_PORT"])))
+    host = knobs["SAHARA_API_HOST"]
+    sock = eventlet.listen((host, int(knobs["SAHARA_API_PORT"])), socket.AF_INET6 if ":" in host else socket.AF_INET)
     pool = eventlet.GreenPool(1000)
     server = eventlet.spawn(eventlet.wsgi.server, sock, app, custom_pool=pool)
     stopping: list[int] = []

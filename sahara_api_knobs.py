@@ -1,6 +1,6 @@
 """The knobs of the deployment: the one reader of deploy/defaults.env.
 
-    python sahara_api_knobs.py [api|debug|show]
+    python sahara_api_knobs.py [api|debug|show|chart [--check]]
 
 prints every knob as `KEY=value` lines a shell can eval (quoted with shlex),
 checked for serving the API (api, the default) or in debug mode (debug), or
@@ -19,9 +19,12 @@ Sahara's config files (SAHARA_CONFIG_FILES).
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +34,9 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 DEFAULTS = HERE / "deploy" / "defaults.env"
 EX_UNAVAILABLE, EX_CONFIG = 69, 78  # sysexits.h: a service is down / bad config
-FRONTS = ("nginx", "direct")
+# Ranged knobs checked elsewhere: the worker count is resolved first (Sahara's
+# api_workers may give it), the metrics port only when it is not 0 or empty.
+UNCHECKED_HERE = ("SAHARA_API_WORKERS", "SAHARA_METRICS_PORT")
 
 
 class StartupError(Exception):
@@ -42,14 +47,58 @@ class StartupError(Exception):
         self.code = code
 
 
-def defaults() -> dict[str, str]:
-    """deploy/defaults.env: KEY=value lines; `#` comments and blank lines skipped."""
-    values = {}
+@dataclass
+class Knob:
+    """One knob as deploy/defaults.env declares it (its `#@` line)."""
+
+    name: str
+    default: str
+    chart: str = ""  # the chart value's dotted path
+    chart_default: str = ""  # the chart's own default, where it differs
+    set_by: str = ""  # "chart" or "image": no chart value of its own
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+    boolean: bool = False
+
+
+def knob_table() -> list[Knob]:
+    """deploy/defaults.env's knobs in file order: KEY=value lines, each with the `#@` line above it."""
+    knobs, spec = [], ""
     for line in DEFAULTS.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
+        if line.startswith("#@"):
+            spec = line[2:]
+        elif line.strip() and not line.startswith("#"):
             key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
+            knob = Knob(key.strip(), value.strip())
+            for field in filter(None, (f.split() for f in spec.split(";"))):
+                if field[0] == "chart":
+                    knob.chart, knob.chart_default = field[1], " ".join(field[2:])
+                elif field[0] == "set-by":
+                    knob.set_by = field[1]
+                elif field[0] == "range":
+                    knob.low, knob.high = (int(x) for x in field[1].split(".."))
+                elif field[0] == "choices":
+                    knob.choices = tuple(field[1:])
+                elif field[0] == "bool":
+                    knob.boolean = True
+                else:
+                    raise ValueError(f"{DEFAULTS}: {key}: unknown `#@` field {field[0]!r}")
+            knobs.append(knob)
+            spec = ""
+    return knobs
+
+
+def knob(name: str) -> Knob:
+    return next(k for k in knob_table() if k.name == name)
+
+
+def defaults() -> dict[str, str]:
+    """deploy/defaults.env's KEY=value pairs."""
+    return {knob.name: knob.default for knob in knob_table()}
+
+
+FRONTS = knob("SAHARA_API_FRONT").choices
 
 
 def settings(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -115,7 +164,8 @@ def resolve_workers(knobs: dict[str, str], conf: ConfigOpts, files: list[str]) -
         raw = str(value)
     if raw.strip() == "0":
         raise StartupError(f"{where}=0 means one process with green threads: run `make debug` for that")
-    return whole_number(where, raw, 1, 512)
+    workers = knob("SAHARA_API_WORKERS")
+    return whole_number(where, raw, workers.low, workers.high)  # type: ignore[arg-type]
 
 
 def check_debug_workers(knobs: dict[str, str], conf: ConfigOpts) -> None:
@@ -127,6 +177,29 @@ def check_debug_workers(knobs: dict[str, str], conf: ConfigOpts) -> None:
         raise StartupError(
             f"{where}={raw!r}: debug mode runs one process with green threads (so pdb works): set it to 0 or unset it"
         )
+
+
+HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def api_host(raw: str) -> tuple[str, str]:
+    """SAHARA_API_HOST, read once: how a socket address writes it (an IPv6
+    address in brackets: uWSGI reads `::1:8386` as 255.255.255.255:8386) and
+    where a client on this host reaches it (a wildcard on loopback)."""
+    try:
+        ip = ipaddress.ip_address(raw)
+    except ValueError:
+        if not HOST_NAME.fullmatch(raw):
+            raise StartupError(
+                f"SAHARA_API_HOST={raw!r} is not an IP address or host name: set e.g. 127.0.0.1, ::1, 0.0.0.0"
+                " or :: (an IPv6 address without brackets, scope or port)"
+            ) from None
+        return raw, raw
+    if ip.version == 4:
+        return raw, "127.0.0.1" if ip.is_unspecified else raw
+    if ip.scope_id:
+        raise StartupError(f"SAHARA_API_HOST={raw!r}: uWSGI and nginx take no IPv6 scope: set an address without %")
+    return f"[{raw}]", "[::1]" if ip.is_unspecified else f"[{raw}]"
 
 
 def metrics_enabled(knobs: dict[str, str]) -> bool:
@@ -151,19 +224,18 @@ def check_tls(knobs: dict[str, str]) -> bool:
 
 def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> None:
     """The numeric knobs of deploy/defaults.env; derives uWSGI's recycling step and body limit."""
-    whole_number("SAHARA_API_THREADS", knobs["SAHARA_API_THREADS"], 1, 256)
-    whole_number("SAHARA_API_CPU_SLOTS", knobs["SAHARA_API_CPU_SLOTS"], 0, 256)
+    ranged = {k.name: k for k in knob_table() if k.low is not None and k.name not in UNCHECKED_HERE}
+    n = {name: whole_number(name, knobs[name], k.low, k.high) for name, k in ranged.items()}  # type: ignore[arg-type]
     if knobs["SAHARA_API_ELASTIC"] not in ("0", "1"):
         raise StartupError(f"SAHARA_API_ELASTIC={knobs['SAHARA_API_ELASTIC']!r}: set 0 (all workers) or 1 (elastic)")
     if knobs["SAHARA_API_ELASTIC"] == "1" and int(workers_given(knobs) or "2") < 2:
         raise StartupError(
             "SAHARA_API_ELASTIC=1 needs at least 2 workers to grow to: raise SAHARA_API_WORKERS or set 0"
         )
-    whole_number("SAHARA_API_PORT", knobs["SAHARA_API_PORT"])
-    max_requests = whole_number("SAHARA_API_MAX_REQUESTS", knobs["SAHARA_API_MAX_REQUESTS"], 1, 10**9)
-    knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, max_requests // 10))
-    whole_number("SAHARA_API_MAX_RSS_MB", knobs["SAHARA_API_MAX_RSS_MB"], 1, 10**6)
-    max_body = whole_number("SAHARA_API_MAX_BODY_MB", knobs["SAHARA_API_MAX_BODY_MB"], 1, 10**6)
+    port = n["SAHARA_API_PORT"]
+    knobs["SAHARA_API_BIND"] = f"{api_host(knobs['SAHARA_API_HOST'])[0]}:{port}"  # uwsgi.ini's and nginx.conf's
+    knobs["SAHARA_API_MAX_REQUESTS_STEP"] = str(max(1, n["SAHARA_API_MAX_REQUESTS"] // 10))
+    max_body = n["SAHARA_API_MAX_BODY_MB"]
     if max_body * 1024 < job_binary_max_kb:
         raise StartupError(
             f"SAHARA_API_MAX_BODY_MB={max_body} is below [DEFAULT] job_binary_max_KB={job_binary_max_kb}:"
@@ -171,16 +243,18 @@ def check_server_knobs(knobs: dict[str, str], job_binary_max_kb: int = 5120) -> 
         )
     knobs["SAHARA_API_MAX_BODY_BYTES"] = str(max_body * 1024 * 1024)
     if knobs["SAHARA_API_FRONT"] not in FRONTS:
-        raise StartupError(f"SAHARA_API_FRONT={knobs['SAHARA_API_FRONT']!r}: set nginx or direct (docs/security.md)")
+        raise StartupError(
+            f"SAHARA_API_FRONT={knobs['SAHARA_API_FRONT']!r}: set {' or '.join(FRONTS)} (docs/security.md)"
+        )
     check_tls(knobs)
     if metrics_enabled(knobs):
-        metrics_port = whole_number("SAHARA_METRICS_PORT", knobs["SAHARA_METRICS_PORT"])
-        if metrics_port == int(knobs["SAHARA_API_PORT"]):
+        metrics = knob("SAHARA_METRICS_PORT")
+        metrics_port = whole_number(metrics.name, knobs[metrics.name], metrics.low, metrics.high)  # type: ignore[arg-type]
+        if metrics_port == port:
             raise StartupError(
                 f"SAHARA_METRICS_PORT={metrics_port} is the API's port: set another, or 0 for no metrics"
             )
-    timeout = whole_number("SAHARA_API_TIMEOUT", knobs["SAHARA_API_TIMEOUT"], 1, 86400)
-    if whole_number("SAHARA_API_STOP_TIMEOUT", knobs["SAHARA_API_STOP_TIMEOUT"], 1, 86400) <= timeout:
+    if n["SAHARA_API_STOP_TIMEOUT"] <= n["SAHARA_API_TIMEOUT"]:
         raise StartupError(
             "SAHARA_API_STOP_TIMEOUT must be above SAHARA_API_TIMEOUT, or stops kill requests still running: raise it"
         )
@@ -203,9 +277,82 @@ def check_knobs(
     check_server_knobs(knobs, conf.job_binary_max_KB)
 
 
+CHART = HERE / "deploy" / "helm" / "sahara-api"
+KNOB_ENV = CHART / "templates" / "_knobs.tpl"
+GENERATED = "Generated by `make chart-knobs` from deploy/defaults.env: edit that file, not this one."
+
+
+def chart_value(k: Knob) -> str:
+    """The knob's default as values.yaml writes it."""
+    value = k.chart_default or k.default
+    return {"1": "true", "0": "false"}[value] if k.boolean else value
+
+
+def chart_files() -> dict[Path, str]:
+    """The chart's copies of the knob table: values.yaml's knob defaults,
+    values.schema.json's bounds and choices, and the api pod's env list."""
+    import json
+
+    table = [k for k in knob_table() if k.chart]
+    # values.yaml: each knob's line under its parents, found by indentation (comments kept).
+    values = CHART / "values.yaml"
+    lines, path = values.read_text().splitlines(), []
+    wanted = {k.chart: chart_value(k) for k in table}
+    for i, line in enumerate(lines):
+        key, sep, rest = line.strip().partition(":")
+        if not sep or line.lstrip().startswith("#") or not key.replace("_", "").isalnum():
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        path = [*path[:depth], key]
+        dotted = ".".join(path)
+        if dotted in wanted and rest.strip():
+            lines[i] = f"{line[: line.index(':') + 1]} {wanted.pop(dotted)}"
+    if wanted:
+        raise ValueError(f"{values}: no line for {sorted(wanted)}")
+    # values.schema.json: bounds and choices.
+    schema_path = CHART / "values.schema.json"
+    schema = json.loads(schema_path.read_text())
+    for k in table:
+        node = schema
+        for key in k.chart.split("."):
+            node = node.setdefault("properties", {}).setdefault(key, {})
+        if k.low is not None:
+            node.update(type="integer", minimum=k.low, maximum=k.high)
+        elif k.choices:
+            node.update(type="string", enum=list(k.choices))
+        elif k.boolean:
+            node.update(type="boolean")
+    # The api pod's env: every knob with an api.* value (the others depend on more values).
+    env = [f"{{{{/* {GENERATED} */}}}}", '{{- define "sahara-api.knobEnv" -}}']
+    for k in table:
+        if k.chart.startswith("api."):
+            ref = ".Values." + k.chart
+            value = f'ternary "1" "0" {ref}' if k.boolean else f"{ref} | int" if k.low is not None else ref
+            env += [f"- name: {k.name}", f"  value: {{{{ {value} | quote }}}}"]
+    env.append("{{- end }}")
+    return {
+        values: "\n".join(lines) + "\n",
+        schema_path: json.dumps(schema, indent=2) + "\n",
+        KNOB_ENV: "\n".join(env) + "\n",
+    }
+
+
+def write_chart_files(check: bool) -> list[Path]:
+    """Write chart_files(), or with `check` only list the stale ones."""
+    stale = [path for path, text in chart_files().items() if not path.exists() or path.read_text() != text]
+    if not check:
+        for path in stale:
+            path.write_text(chart_files()[path])
+    return stale
+
+
 def main(argv: list[str]) -> None:
     """Print deploy/defaults.env's knobs, the environment winning, resolved and checked for `mode`."""
     mode = argv[0] if argv else "api"
+    if mode == "chart":  # make chart-knobs; --check: exit 1 when a generated file is stale
+        stale = write_chart_files(check="--check" in argv)
+        print("\n".join(f"{'stale' if '--check' in argv else 'wrote'} {p.relative_to(HERE)}" for p in stale))
+        sys.exit(1 if stale and "--check" in argv else 0)
     knobs = settings()
     try:
         if mode not in ("api", "debug", "show"):

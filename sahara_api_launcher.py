@@ -125,13 +125,38 @@ def find_nginx(path: str | None = None) -> str:
     return nginx
 
 
+def worker_sockets(knobs: dict[str, str]) -> list[str]:
+    """With the nginx front, the workers' sockets: one per worker, which nginx
+    balances by requests in flight; one for every worker when elastic (a
+    stopped worker's own socket would only queue)."""
+    run_dir = knobs["SAHARA_RUN_DIR"]
+    if knobs["SAHARA_API_ELASTIC"] == "1":
+        return [f"{run_dir}/uwsgi.sock"]
+    return [f"{run_dir}/uwsgi-{n}.sock" for n in range(1, int(knobs["SAHARA_API_WORKERS"]) + 1)]
+
+
+def uwsgi_socket_args(knobs: dict[str, str]) -> list[str]:
+    """uWSGI's options for worker_sockets(): socket N-1 to worker N alone
+    (uwsgi.ini cannot loop over the worker count inside its if-env)."""
+    sockets = worker_sockets(knobs)
+    args = [a for path in sockets for a in ("--socket", path)]
+    if knobs["SAHARA_API_ELASTIC"] == "1":
+        return args
+    return args + [a for n in range(len(sockets)) for a in ("--map-socket", f"{n}:{n + 1}")]
+
+
+def front_files(knobs: dict[str, str]) -> None:
+    """deploy/front.sh's files, named here only: nginx's pidfile (uwsgi.ini
+    and nginx.conf take it too) and the mark of a stop under way."""
+    knobs["SAHARA_FRONT_PID"] = str(Path(knobs["SAHARA_RUN_DIR"], "nginx.pid"))
+    knobs["SAHARA_FRONT_STOP"] = str(Path(knobs["SAHARA_RUN_DIR"], "front.stop"))
+
+
 def render_nginx_conf(knobs: dict[str, str]) -> str:
     """deploy/nginx.conf with its @KNOB@s filled in, written to SAHARA_RUN_DIR."""
-    host, port = knobs["SAHARA_API_HOST"], knobs["SAHARA_API_PORT"]
     tls = check_tls(knobs)
-    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     values = {
-        "LISTEN": f"{listen} ssl" if tls else listen,
+        "LISTEN": f"{knobs['SAHARA_API_BIND']} ssl" if tls else knobs["SAHARA_API_BIND"],
         "TLS": (
             f"ssl_certificate {knobs['SAHARA_API_TLS_CERT']};\n"
             f"        ssl_certificate_key {knobs['SAHARA_API_TLS_KEY']};\n"
@@ -139,13 +164,20 @@ def render_nginx_conf(knobs: dict[str, str]) -> str:
             if tls
             else ""
         ),
+        "WORKERS": "\n        ".join(f"server unix:{path} max_fails=0;" for path in worker_sockets(knobs)),
         # Only root may switch users; nginx warns about the line otherwise.
         "USER": f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
         if os.geteuid() == 0
         else "",
         **{
             k: knobs[k]
-            for k in ("SAHARA_RUN_DIR", "SAHARA_API_MAX_BODY_MB", "SAHARA_API_TIMEOUT", "SAHARA_API_STOP_TIMEOUT")
+            for k in (
+                "SAHARA_RUN_DIR",
+                "SAHARA_FRONT_PID",
+                "SAHARA_API_MAX_BODY_MB",
+                "SAHARA_API_TIMEOUT",
+                "SAHARA_API_STOP_TIMEOUT",
+            )
         },
     }
     text = NGINX_CONF.read_text()
@@ -308,12 +340,13 @@ def main(argv: list[str]) -> None:
         if mode in ("api", "all-in-one"):
             make_run_dir(knobs["SAHARA_RUN_DIR"])
         if mode == "api" and knobs["SAHARA_API_FRONT"] == "nginx":
-            knobs["SAHARA_FRONT_NGINX"] = find_nginx()  # deploy/uwsgi.ini runs it
+            knobs["SAHARA_FRONT_NGINX"] = find_nginx()  # deploy/front.sh runs it
+            front_files(knobs)
             # The port is free (checked above), so a pidfile left by a killed run
             # names no nginx of ours: uWSGI would take a reused pid for it and never start nginx.
-            Path(knobs["SAHARA_RUN_DIR"], "nginx.pid").unlink(missing_ok=True)
-            Path(knobs["SAHARA_RUN_DIR"], "front.stop").unlink(missing_ok=True)  # deploy/relay.sh's
-            cmd = ["/bin/bash", str(RELAY), *cmd]
+            for left in ("SAHARA_FRONT_PID", "SAHARA_FRONT_STOP"):
+                Path(knobs[left]).unlink(missing_ok=True)
+            cmd = ["/bin/bash", str(RELAY), *cmd, *uwsgi_socket_args(knobs)]
             check_nginx_conf(knobs["SAHARA_FRONT_NGINX"], render_nginx_conf(knobs))
         check_services(conf, broker=mode != "db-sync")
         if mode in ("api", "engine"):  # last, just before the exec

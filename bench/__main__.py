@@ -45,16 +45,15 @@ import yaml
 
 from bench import measure, report
 from bench.contenders import Contender, launch, parse
+from bench.project import BENCH_PROJECT, Project, on_the_stack, say
 from harness import ROOT
-from harness.make_cluster import make_clusters
+from harness.figures import median, percentile, pss_mib
 from harness.procs import Api, Proc
 from harness.slow_engine import start_slow_engine
-from harness.stack import Stack, ensure_project, keystone_session, read_openrc
 from harness.workload import fast_get, slow_mix
+from sahara_api_knobs import defaults
 
-BENCH_PROJECT = "sahara-bench"  # its own Keystone project: a fixed number of clusters
 CHART_VALUES = ROOT / "deploy" / "helm" / "sahara-api" / "values.yaml"
-DEFAULTS = ROOT / "deploy" / "defaults.env"
 # C4: the end of each phase of our start, as uWSGI logs it (log text -> phase).
 PHASES = {
     "checks": "*** Starting uWSGI",  # the launcher's checks are done and it has exec'd uWSGI
@@ -123,10 +122,6 @@ WEDGE_S = 30.0
 QUIET_LOAD = 1.0  # load average below which the machine counts as quiet
 
 
-def say(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 def machine() -> dict:
     lscpu = dict(
         line.split(":", 1) for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
@@ -156,49 +151,6 @@ def versions() -> dict:
     out = {p: version(p) for p in ("sahara", "uWSGI", "oslo.service", "eventlet", "keystonemiddleware", "SQLAlchemy")}
     out["wrk"] = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("[")[0].strip()
     return out
-
-
-class Project:
-    """The benchmark's own Keystone project on the local stack: a token, and a fixed
-    number of clusters (GET /v2/clusters lists them)."""
-
-    def __init__(self, conf: Path, clusters: int) -> None:
-        self.conf = conf
-        openrc = read_openrc()
-        self.project_id = ensure_project(openrc, BENCH_PROJECT, "make bench")
-        self.token = keystone_session(openrc, BENCH_PROJECT).get_token()
-        self.clusters = clusters
-        say(f"stack: project {BENCH_PROJECT} with {clusters} clusters")
-        self.ensure_clusters()
-
-    def ensure_clusters(self) -> None:
-        """Create clusters until the project has its number again (other test runs may wipe the table)."""
-        self.cluster_id = make_clusters(self.conf, self.project_id, at_least=self.clusters)
-
-    def count_clusters(self, api: Api, tries: int = 3) -> int:
-        """Between wrk runs a loaded server may still be draining its backlog: retry,
-        then call the contender wedged."""
-        for attempt in range(tries):
-            try:
-                r = requests.get(f"{api.url}/v2/clusters", headers={"X-Auth-Token": self.token}, timeout=15)
-                r.raise_for_status()
-                return len(r.json()["clusters"])
-            except requests.RequestException as e:
-                say(f"stack: counting the clusters failed ({e.__class__.__name__}), retrying in 5 s")
-                if attempt < tries - 1:
-                    time.sleep(5)
-        raise measure.Wedged(f"GET /v2/clusters failed {tries} times in a row")
-
-
-@contextlib.contextmanager
-def on_the_stack(workdir: Path, clusters: int) -> Iterator[Project]:
-    """The local stack up (down at the end stops only what this run started), a
-    RabbitMQ vhost of this run's own (no sahara-engine of `make run` or of a test
-    answers our RPCs), and the benchmark's project."""
-    say("stack: scripts/stack.sh up (reuses running services)")
-    stack = Stack("bench")
-    with stack.running(quiet=True), stack.vhost("sahara-bench", workdir) as conf:
-        yield Project(conf, clusters)
 
 
 class Bench:
@@ -347,14 +299,14 @@ class Bench:
                 continue
             try:
                 time.sleep(1)
-                idle = measure.pss_mib(measure.session_procs(api))
+                idle = pss_mib(measure.session_procs(api))
                 say(f"{c.name}: first 200 after {cold:.2f} s; idle PSS {idle} MiB")
                 # The same load for every contender: both paths, both client modes, 16 connections.
                 for path in ("/v2/plugins", "/v2/clusters"):
                     for close in (True, False):
                         self.wrk(c, api, path, 16, p.seconds, close)
                 procs = measure.session_procs(api)
-                loaded = measure.pss_mib(procs)
+                loaded = pss_mib(procs)
                 row = {"contender": c.name, "processes": len(procs), "idle_mib": idle, "after_load_mib": loaded}
                 self.results["memory"].append(row)
                 say(f"{c.name}: PSS after load {loaded} MiB ({len(procs)} processes)")
@@ -418,7 +370,7 @@ class Bench:
         n, phase = p.c1_ns[0], "C1 warm-up"
         try:
             time.sleep(1)
-            idle = measure.pss_mib(measure.session_procs(api))
+            idle = pss_mib(measure.session_procs(api))
             fast_cpu = self.fast_cpu(api)
             # Each worker's first RPC sets up its reply queue and RPC connections: not counted.
             mix = slow_mix(api.url, self.project.token, self.project.cluster_id, n, p.fast_interval, stall=WEDGE_S)
@@ -431,12 +383,12 @@ class Bench:
                 for run in range(p.c1_runs):
                     row = self.burst(c, api, n, run + 1, fast_cpu)
                     self.results["c1"].append(row)
-                    peak = max(peak, measure.pss_mib(measure.session_procs(api)))
+                    peak = max(peak, pss_mib(measure.session_procs(api)))
                     ratios.append(row["ratio"])
                     if row["ratio"] > C1_HOPELESS:
                         break  # no need for its median
-                if measure.median(ratios) > C1_GIVE_UP:
-                    say(f"{c.name}: {n} slow requests took {measure.median(ratios):.1f}x the bound: no larger burst")
+                if median(ratios) > C1_GIVE_UP:
+                    say(f"{c.name}: {n} slow requests took {median(ratios):.1f}x the bound: no larger burst")
                     break
             self.results["c1_memory"].append({"contender": c.name, "idle_mib": idle, "peak_mib": peak})
             say(f"{c.name}: PSS idle {idle} MiB, highest after a burst {peak} MiB")
@@ -495,8 +447,8 @@ class Bench:
             "errors": sum(1 for r in mix.slow if r.status != 400) + sum(1 for r in mix.fast if r.status != 200),
             "timeouts": sum(1 for r in mix.slow + mix.fast if r.status == 0),
             "fast": len(fast),
-            "fast_p50_ms": round(measure.percentile(fast, 50), 1),
-            "fast_p99_ms": round(measure.percentile(fast, 99), 1),
+            "fast_p50_ms": round(percentile(fast, 50), 1),
+            "fast_p99_ms": round(percentile(fast, 99), 1),
             "workers_after": len(api.worker_pids()) if c.kind == "ours" else c.workers,
             "max_used_connections": db.max_used,
             "machine_busy": round(busy, 3),
@@ -527,8 +479,8 @@ class Bench:
             "errors": sum(1 for a in answers if a.status != 200),
             "timeouts": sum(1 for a in answers if a.status == 0),
             "seconds": round(total, 2),
-            "p50_ms": round(measure.percentile(ms, 50), 1),
-            "p99_ms": round(measure.percentile(ms, 99), 1),
+            "p50_ms": round(percentile(ms, 50), 1),
+            "p99_ms": round(percentile(ms, 99), 1),
             **db.row(),
             "loadavg": measure.loadavg(),
         }
@@ -636,7 +588,7 @@ def main() -> None:
         "plan": asdict(plan),
         "only": only,
         "ours_env": ours_env,
-        "defaults_env": [x for x in DEFAULTS.read_text().splitlines() if x.strip() and not x.startswith("#")],
+        "defaults_env": [f"{key}={value}" for key, value in defaults().items()],
         "chart": chart_defaults(),
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT

@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from bench import measure
-from bench.__main__ import Project, on_the_stack
 from bench.contenders import Contender, launch
 from bench.hostile import Sampler, tree
+from bench.project import Project, on_the_stack
 from harness import hostile
+from harness.figures import pss_mib
 from harness.procs import Proc, free_port, start, uwsgi_master
 from sahara_api_knobs import FRONTS
 
@@ -96,8 +97,8 @@ def candidate(kind: str, project: Project, workdir: Path) -> dict:
             "p99_ms": r["p99_ms"],
             "errors": r["errors"],
             "cpu_ms_per_req": round(1000 * (cpu1 - cpu0) / max(r["requests"], 1), 3),
-            "pss_api_mib": measure.pss_mib(tree(api.pid)),
-            "pss_front_mib": measure.pss_mib(tree(front.pid)) if front else 0.0,
+            "pss_api_mib": pss_mib(tree(api.pid)),
+            "pss_front_mib": pss_mib(tree(front.pid)) if front else 0.0,
             "loadavg": measure.loadavg(),
         }
         return out

@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 from bench import measure
-from bench.__main__ import Project, on_the_stack, say
 from bench.contenders import Contender, launch
 from bench.hostile import Sampler, tree
-from bench.report import table
+from bench.project import Project, on_the_stack, say
 from harness import ROOT, hostile
+from harness.figures import pss_mib, table
 from harness.procs import Api, uwsgi_master
 
 LIMIT_MB = 10  # SAHARA_API_MAX_BODY_MB's default; upstream has no limit of its own
@@ -72,8 +72,8 @@ def cost(apis: dict[str, Api], token: str, rounds: int) -> dict[str, dict]:
             "cpu_ms_per_req": round(statistics.median(cpu[name]), 2),
             "cpu_ms_per_req_rounds": [round(x, 2) for x in cpu[name]],
             "rps": round(statistics.median(rps[name]), 1),
-            "pss_mib": measure.pss_mib(tree(api.pid)),
-            "front_pss_mib": measure.pss_mib(fronts) if fronts else None,
+            "pss_mib": pss_mib(tree(api.pid)),
+            "front_pss_mib": pss_mib(fronts) if fronts else None,
             "loadavg": max(load),
         }
     return out

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -65,19 +64,6 @@ def machine_busy() -> tuple[float, float]:
 
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-def pss_mib(procs: list[psutil.Process]) -> float:
-    """Total proportional set size of the processes, from /proc/PID/smaps_rollup."""
-    kib = 0
-    for p in procs:
-        try:
-            for line in Path(f"/proc/{p.pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    kib += int(line.split()[1])
-        except OSError:
-            pass
-    return round(kib / 1024, 1)
 
 
 def wrk(url: str, token: str, connections: int, seconds: float, close: bool, leader: Proc) -> dict:
@@ -195,19 +181,6 @@ def kill_worker(leader: Proc, url: str, token: str, rate: float = 20, settle: fl
         failed=sum(not r.ok for r in window),
         max_latency_ms=round(1000 * max(r.seconds for r in window), 1),
     )
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (p99 of 20 samples is the largest)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * pct // 100))
-    return ordered[int(rank) - 1]
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 class LogWatch:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.contenders import Contender, parse  # noqa: E402
 from bench.measure import excerpt  # noqa: E402
+from harness.figures import table
 
 BUSY_LOAD = 1.0  # load average above which the machine was not ours alone
 # Efficiency, issue 22: ours / upstream at equal serving processes, every path, client mode and c.
@@ -50,12 +50,6 @@ def fmt(x: float | None, digits: int = 1) -> str:
 
 def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.0f} %"
-
-
-def table(head: list[str], rows: Iterable[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

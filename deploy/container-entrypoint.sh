@@ -42,16 +42,18 @@ done
 # start-up; over HTTPS (SAHARA_API_TLS_CERT) Python's ssl, not verifying the
 # certificate: this checks the API, not the certificate.
 http_healthy() {
-    local host=$SAHARA_API_HOST status
-    [ "$host" != 0.0.0.0 ] || host=127.0.0.1
+    local host=$SAHARA_API_HOST url_host status
+    case $host in 0.0.0.0) host=127.0.0.1 ;; ::) host=::1 ;; esac  # a wildcard: loopback
+    url_host=$host
+    [[ $host != *:* ]] || url_host="[$host]"  # IPv6
     if [ -n "${SAHARA_API_TLS_CERT:-}" ]; then
         python -c 'import ssl, sys, urllib.request as u
 u.urlopen(sys.argv[1], timeout=5, context=ssl._create_unverified_context())' \
-            "https://$host:$SAHARA_API_PORT/healthcheck" 2>/dev/null
+            "https://$url_host:$SAHARA_API_PORT/healthcheck" 2>/dev/null
         return
     fi
     exec 3<>"/dev/tcp/$host/$SAHARA_API_PORT" || return 1
-    printf 'GET /healthcheck HTTP/1.0\r\nHost: %s\r\n\r\n' "$host" >&3
+    printf 'GET /healthcheck HTTP/1.0\r\nHost: %s\r\n\r\n' "$url_host" >&3
     read -r -t 5 _ status _ <&3 || return 1
     [ "$status" = 200 ]
 }

@@ -175,7 +175,8 @@ def start_container(name: str, env: dict[str, str], log: Path, tmp_path: Path) -
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)
     knobs = {k: v for k, v in env.items() if k.startswith("SAHARA_") and k != "SAHARA_RUN_DIR"}
-    knobs |= {"SAHARA_API_HOST": "127.0.0.1", "SAHARA_API_DRAIN_FILE": str(shared / "drain")}
+    knobs.setdefault("SAHARA_API_HOST", "127.0.0.1")
+    knobs["SAHARA_API_DRAIN_FILE"] = str(shared / "drain")
     volumes = [f"{f}:{f}:ro" for f in [*knobs["SAHARA_CONFIG_FILES"].split(":"), str(shared)]]
     return run_image(name, knobs, volumes, log)
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import requests
 
+from harness.figures import percentile
+
 
 def is_refused(error: BaseException | None) -> bool:
     """Nothing listening: a client or balancer retries elsewhere. Not a reset or a cut."""
@@ -133,9 +135,8 @@ class Load:
         return [r for r in self.results if r.refused and r.start < started_before]
 
     def percentile(self, p: float) -> float:
-        """Of the answered requests' seconds; inf when none was answered."""
-        ordered = sorted(r.seconds for r in self.results if r.ok)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("inf")
+        """Of the answered requests' seconds (nearest rank); inf when none was answered."""
+        return percentile([r.seconds for r in self.results if r.ok], p) if self.ok else float("inf")
 
     def summary(self) -> str:
         failed = self.failed()

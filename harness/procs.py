@@ -29,6 +29,7 @@ import psutil
 import requests
 
 from harness import ROOT
+from sahara_api_knobs import api_host
 from sahara_api_metrics import read_stats
 
 # One line per request, as deploy/uwsgi.ini's log-format writes it.
@@ -225,7 +226,7 @@ class Api(Proc):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{api_host(self.environ.get('SAHARA_API_HOST') or '127.0.0.1')[1]}:{self.port}"
 
     def leftovers(self) -> list[psutil.Process]:
         """Every process this API started that is still alive, whatever its session."""

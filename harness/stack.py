@@ -28,7 +28,11 @@ class Stack:
     another run started."""
 
     def __init__(self, who: str) -> None:
-        self.env = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / f"started.{who}")}
+        # The run holds the services it uses while this process lives (the
+        # tests: their controller's, set in conftest.py), so another run's
+        # `down` leaves them running.
+        holder = os.environ.get("STACK_HOLDER", str(os.getpid()))
+        self.env = {**os.environ, "STACK_STARTED": str(ROOT / ".stack" / f"started.{who}"), "STACK_HOLDER": holder}
 
     def _run(self, *args: str, check: bool = True, timeout: float = 120, quiet: bool = False) -> None:
         out = subprocess.DEVNULL if quiet else None

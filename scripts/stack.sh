@@ -3,7 +3,7 @@
 # MariaDB, RabbitMQ, memcached, Keystone (uWSGI, :5000), Sahara's DB schema.
 #
 #   scripts/stack.sh up     install what is missing, start what is not running
-#   scripts/stack.sh down   stop what `up` started (and nothing else)
+#   scripts/stack.sh down   stop what `up` started (and nothing else) once no other run holds it
 #   scripts/stack.sh install  only the Debian packages and .venv
 #   scripts/stack.sh packages NAME...   install the Debian packages that are missing
 #                           (image.sh, fresh-check.sh and the Python harness use it)
@@ -18,6 +18,12 @@ STATE=$ROOT/.stack
 VENV=$ROOT/.venv
 # One line per service `up` started; the tests keep their own list.
 STARTED=${STACK_STARTED:-$STATE/started}
+# Who uses which service, machine-wide (two checkouts share one MariaDB): a
+# directory per service with a file per run that holds it, named by the pid
+# whose life is the run's (the caller: run.sh, the harness; STACK_HOLDER),
+# and `stop-last` when its starter left it to the last holder to stop.
+REGISTRY=${STACK_REGISTRY:-/tmp/sahara-api-stack}
+HOLDER=${STACK_HOLDER:-$PPID}
 # memcached's port. tests/integration/test_make_run_stop.py has `make run`
 # start one of its own on another port (pidfile beside its list), to see
 # when `down` stops what `up` started.
@@ -49,6 +55,49 @@ wait_port() {  # wait_port PORT NAME SECONDS
 }
 
 mark_started() { grep -qx "$1" "$STARTED" 2>/dev/null || echo "$1" >>"$STARTED"; }
+
+hold() {  # hold SERVICE: this run uses it, whoever started it
+    mkdir -p "$REGISTRY/$1"
+    : >"$REGISTRY/$1/holder.$HOLDER"
+}
+
+other_holders() {  # other_holders SERVICE: live runs besides this one that hold it (dead ones forgotten)
+    local f pid
+    for f in "$REGISTRY/$1"/holder.*; do
+        [ -e "$f" ] || continue
+        pid=${f##*.}
+        [ "$pid" != "$HOLDER" ] || continue
+        if kill -0 "$pid" 2>/dev/null; then echo "$pid"; else rm -f "$f"; fi
+    done
+}
+
+instance_pid() {  # instance_pid SERVICE: the pid of the instance this run started (empty: stopped by name)
+    case $1 in
+        keystone) cat "$STATE/keystone.pid" 2>/dev/null || true ;;
+        memcached@*) cat "$MEMCACHED_PID" 2>/dev/null || true ;;
+    esac
+}
+
+release() {  # release SERVICE: 0 if this run stops it now (its pid in stop_pid), 1 if it stays up
+    local others
+    rm -f "$REGISTRY/$1/holder.$HOLDER"
+    others=$(other_holders "$1" | tr '\n' ' ')
+    if [ -n "$others" ]; then
+        if grep -qx "$1" "$STARTED" 2>/dev/null; then
+            instance_pid "$1" >"$REGISTRY/$1/stop-last"
+            say "leaving $1 running: still used by pid ${others% } (the last run to leave stops it)"
+        fi
+        return 1
+    fi
+    if grep -qx "$1" "$STARTED" 2>/dev/null; then
+        stop_pid=$(instance_pid "$1")
+    elif [ -e "$REGISTRY/$1/stop-last" ]; then
+        stop_pid=$(cat "$REGISTRY/$1/stop-last")
+    else
+        return 1
+    fi
+    rm -f "$REGISTRY/$1/stop-last"
+}
 
 wait_closed() {  # wait_closed PORT: until nothing listens there (max 30 s)
     local i
@@ -100,6 +149,7 @@ check_uwsgi() {
 }
 
 start_mariadb() {
+    hold mariadb
     if $SUDO mariadb-admin ping >/dev/null 2>&1; then
         say "MariaDB: already running, reusing it"
         return 0
@@ -120,6 +170,7 @@ start_mariadb() {
 }
 
 start_rabbitmq() {
+    hold rabbitmq
     if port_open 5672; then
         say "RabbitMQ: already running, reusing it"
     else
@@ -138,6 +189,7 @@ start_rabbitmq() {
 }
 
 start_memcached() {
+    hold "memcached@$MEMCACHED_PORT"
     if port_open "$MEMCACHED_PORT"; then
         say "memcached: already running, reusing it"
         return 0
@@ -147,7 +199,7 @@ start_memcached() {
     [ "$(id -u)" -eq 0 ] && user=(-u memcache)
     setsid memcached "${user[@]}" -l 127.0.0.1 -p "$MEMCACHED_PORT" >>"$STATE/logs/memcached.log" 2>&1 </dev/null &
     echo $! >"$MEMCACHED_PID"
-    mark_started memcached
+    mark_started "memcached@$MEMCACHED_PORT"
     wait_port "$MEMCACHED_PORT" memcached 10
 }
 
@@ -178,6 +230,7 @@ EOF
 
 start_keystone() {
     local manage=("$VENV/bin/keystone-manage" --config-file "$STATE/keystone/keystone.conf")
+    hold keystone
     if [ ! -f "$STATE/keystone/.bootstrapped" ]; then
         say "Keystone: db_sync, fernet/credential keys, bootstrap"
         {
@@ -264,27 +317,26 @@ up() {
 }
 
 down() {
-    [ -f "$STARTED" ] || return 0
-    local svc
+    local svc stop_pid
     # Reverse order: Keystone before the database it uses.
-    for svc in $(tac "$STARTED"); do
+    for svc in keystone "memcached@$MEMCACHED_PORT" rabbitmq mariadb; do
+        release "$svc" || continue
         say "stopping $svc"
         case $svc in
-            keystone)
-                "$VENV/bin/uwsgi" --stop "$STATE/keystone.pid" 2>/dev/null || true
+            keystone)  # uWSGI with die-on-term: TERM is its graceful stop
+                kill -TERM "$stop_pid" 2>/dev/null || true
                 wait_closed "$KEYSTONE_PORT" ;;
-            memcached)
-                kill "$(cat "$MEMCACHED_PID")" 2>/dev/null || true
+            memcached@*)
+                kill -TERM "$stop_pid" 2>/dev/null || true
                 wait_closed "$MEMCACHED_PORT" ;;
-            rabbitmq) $SUDO rabbitmqctl -q stop >/dev/null 2>&1 || true ;;
+            rabbitmq)
+                $SUDO rabbitmqctl -q stop >/dev/null 2>&1 || true
+                # rabbitmq-server also started Erlang's port mapper, which outlives it;
+                # `epmd -kill` refuses while another Erlang node still uses it.
+                $SUDO epmd -kill >/dev/null 2>&1 || true ;;
             mariadb) $SUDO mariadb-admin shutdown 2>/dev/null || true ;;
         esac
     done
-    # rabbitmq-server also started Erlang's port mapper, which outlives it;
-    # `epmd -kill` refuses while another Erlang node still uses it.
-    if grep -qx rabbitmq "$STARTED"; then
-        $SUDO epmd -kill >/dev/null 2>&1 || true
-    fi
     rm -f "$STARTED"
 }
 

@@ -29,9 +29,9 @@ from keystoneauth1 import session as ks_session
 from saharaclient.api.base import APIException
 from saharaclient.api.client import ClientV2
 
-from bench.measure import percentile, pss_mib
 from harness import ROOT
 from harness.deploy import AllInOne, ours_env, start_ours
+from harness.figures import percentile, pss_mib
 from harness.procs import REQUEST_LOG, busy_threads, uwsgi_master, wait_for
 
 PROJECT = "sahara-soak"  # its own Keystone project: the rows to count are all ours

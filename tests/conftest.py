@@ -32,6 +32,7 @@ SHARED = "SAHARA_TESTS_SHARED_DIR"  # a directory the run's processes share
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller, or a run without -n
         os.environ[SHARED] = tempfile.mkdtemp(prefix="sahara-tests-")
+        os.environ["STACK_HOLDER"] = str(os.getpid())  # the stack is held while the run lasts (harness.stack)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

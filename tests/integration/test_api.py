@@ -8,7 +8,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
+from harness.deploy import MODES
 from harness.procs import Api, serves, wait_for
 from harness.workload import get
 
@@ -45,6 +47,20 @@ def test_drain_file_fails_healthcheck_but_keeps_serving(api: Api, token: str) ->
     assert get(api.url, "/v2/plugins", token).status_code == 200
     drain.unlink()
     assert get(api.url, "/healthcheck").status_code == 200
+
+
+def test_ipv6_loopback_serves_in_every_mode_and_front(launch, api_mode: str, token: str) -> None:
+    """SAHARA_API_HOST=::1 (issue 30): uWSGI read `::1:PORT` as 255.255.255.255:PORT
+    with the direct front, and nothing answered on [::1]."""
+    mode = MODES[api_mode]
+    fronts = ("nginx", "direct") if mode["mode"] != "debug" else ("",)  # debug has no front
+    for front in fronts:
+        api = launch(**mode, SAHARA_API_HOST="::1", **({"SAHARA_API_FRONT": front} if front else {}))
+        assert api.url.startswith("http://[::1]:")
+        assert get(api.url, "/v2/plugins", token).status_code == 200, f"front {front or 'none'}"
+        with pytest.raises(requests.ConnectionError):  # IPv6 only: nothing on IPv4 loopback
+            get(f"http://127.0.0.1:{api.port}", "/healthcheck", timeout=5)
+        api.stop()
 
 
 @pytest.mark.modes("multi")

@@ -31,7 +31,7 @@ from harness.chart import CHART, find, helm, render
 from harness.deploy import ContainerApi, NoImage, kill_make_run, require_image, run_image, start_make_run
 from harness.procs import free_port, uwsgi_stats
 from harness.troubleshooting import assert_documented
-from sahara_api_knobs import defaults
+from sahara_api_knobs import defaults, knob_table, write_chart_files
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # self-signed, on purpose
 MIB = 1024 * 1024
@@ -174,26 +174,13 @@ BAD: dict[str, tuple[str, str] | None] = {
     "SAHARA_METRICS_PORT": ("metrics", "SAHARA_METRICS_PORT='metrics' is not an integer"),
 }
 
-# The chart's value for each knob (a dotted path in values.yaml), or why it has none.
-CHART_VALUES: dict[str, str] = {
-    "SAHARA_API_WORKERS": "api.workers",
-    "SAHARA_API_THREADS": "api.threads",
-    "SAHARA_API_CPU_SLOTS": "api.cpuSlots",
-    "SAHARA_API_ELASTIC": "api.elastic",
-    "SAHARA_API_PORT": "api.port",
-    "SAHARA_API_TIMEOUT": "api.timeoutSeconds",
-    "SAHARA_API_STOP_TIMEOUT": "api.stopTimeoutSeconds",
-    "SAHARA_API_MAX_REQUESTS": "api.maxRequests",
-    "SAHARA_API_MAX_RSS_MB": "api.maxRssMb",
-    "SAHARA_API_MAX_BODY_MB": "api.maxBodyMb",
-    "SAHARA_API_FRONT": "api.front",
-    "SAHARA_METRICS_PORT": "metrics.port",
-}
+# The chart's value for each knob, or who sets it: deploy/defaults.env's `#@` lines.
+CHART_VALUES = {k.name: k.chart for k in knob_table() if k.chart}
 # Set by the chart itself: the pod IP for metrics (the ClusterIP Service's
 # target), the mounted TLS Secret's files (api.tls).
-CHART_SETS = {"SAHARA_METRICS_HOST", "SAHARA_API_TLS_CERT", "SAHARA_API_TLS_KEY"}
+CHART_SETS = {k.name for k in knob_table() if k.set_by == "chart"}
 # Set by the image for containers (deploy/Dockerfile's ENV); extraEnv overrides.
-IMAGE_SETS = {"SAHARA_API_HOST", "SAHARA_CONFIG_FILES", "SAHARA_RUN_DIR", "SAHARA_API_DRAIN_FILE"}
+IMAGE_SETS = {k.name for k in knob_table() if k.set_by == "image"}
 
 
 def test_every_knob_is_in_the_tables() -> None:
@@ -347,13 +334,23 @@ def test_chart_defaults_are_defaults_env() -> None:
     """`helm show values` shows deploy/defaults.env's values, but for the
     worker count: a pod's automatic count would see the node's CPUs."""
     values = yaml.safe_load(helm("show", "values", str(CHART)).stdout)
-    for knob, path in CHART_VALUES.items():
+    for k in knob_table():
+        if not k.chart:
+            continue
         value = values
-        for key in path.split("."):
+        for key in k.chart.split("."):
             value = value[key]
         shown = {True: "1", False: "0"}.get(value, str(value)) if isinstance(value, bool) else str(value)
-        expected = "2" if knob == "SAHARA_API_WORKERS" else defaults()[knob]
-        assert shown == expected, f"{path} ({shown}) is not deploy/defaults.env's {knob} ({expected})"
+        expected = k.chart_default or k.default
+        assert shown == expected, f"{k.chart} ({shown}) is not deploy/defaults.env's {k.name} ({expected})"
+    assert values["api"]["workers"] == 2, "a pod's automatic count would see the node's CPUs"
+
+
+def test_generated_chart_files_are_current() -> None:
+    """values.yaml's knob defaults, values.schema.json's bounds and the pod's env
+    list are generated from deploy/defaults.env: `make chart-knobs` after an edit."""
+    stale = write_chart_files(check=True)
+    assert not stale, f"stale: {[str(p) for p in stale]}: run `make chart-knobs`"
 
 
 def test_chart_passes_every_knob_to_the_pod(shared: Path) -> None:

@@ -29,7 +29,7 @@ import pytest
 from harness import ROOT
 from harness.deploy import MakeRun, kill_make_run, start_make_run
 from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
-from harness.procs import alive, deployment_leftovers, session_pids, uwsgi_master
+from harness.procs import alive, deployment_leftovers, session_pids, uwsgi_master, wait_for
 from harness.troubleshooting import assert_documented
 
 # A request started this long before the signal was accepted (test_supervision.py).
@@ -198,3 +198,23 @@ def test_term_while_the_master_loads_the_app_stops_it(launch) -> None:
     rc = api.wait(timeout=30)
     print(f"\n[TERM while loading] exit {rc} after {time.monotonic() - t0:.2f} s")
     assert rc == 15 and api.leftovers() == [] and port_free(api.port)
+
+
+def test_term_as_the_relay_starts_uwsgi_stops_it(launch) -> None:
+    """deploy/relay.sh sets its traps before it starts uWSGI: a TERM just after
+    the start used to kill the relay, and uWSGI with it (its parent-death KILL).
+    (A TERM before bash has read the traps ends the relay alone: nothing started.)"""
+    api = launch("api", wait=False, SAHARA_API_WORKERS=2)
+    deadline = time.monotonic() + 60
+    while not ("relay.sh" in " ".join(psutil.Process(api.pid).cmdline()) and psutil.Process(api.pid).children()):
+        assert time.monotonic() < deadline and api.popen.poll() is None, api.log_text()[-2000:]
+        time.sleep(0.001)
+    t0 = time.monotonic()
+    api.send(signal.SIGTERM)
+    rc = api.wait(timeout=30)
+    print(f"\n[TERM as the relay starts uWSGI] exit {rc} after {time.monotonic() - t0:.2f} s")
+    # The relay passes on its child's status: 15 from uWSGI's hook-asap, 143 (128 + TERM)
+    # when the child was still env or setpriv; -15 would be the relay itself killed.
+    assert rc in (0, 15, 143)
+    wait_for(lambda: api.leftovers() == [], 5, lambda: f"left: {api.leftovers()}")
+    assert port_free(api.port)

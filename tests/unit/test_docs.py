@@ -73,6 +73,8 @@ PURE_CHECKS: dict[str, Callable[[Path], object]] = {
         knobs(SAHARA_API_ELASTIC="1", SAHARA_API_WORKERS="1")
     ),
     "port": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_PORT="http")),
+    "host in brackets": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_HOST="[::1]")),
+    "host with a scope": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_HOST="fe80::1%eth0")),
     "max requests": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_MAX_REQUESTS="0")),
     "max rss": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_MAX_RSS_MB="big")),
     "timeout": lambda tmp: knobs_module.check_server_knobs(knobs(SAHARA_API_TIMEOUT="0")),

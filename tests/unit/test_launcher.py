@@ -143,6 +143,30 @@ def test_body_limit_must_hold_saharas_largest_upload() -> None:
     assert knobs["SAHARA_API_MAX_BODY_BYTES"] == str(5 * 1024 * 1024)
 
 
+@pytest.mark.parametrize(
+    ("host", "bind", "client"),
+    [
+        ("127.0.0.1", "127.0.0.1", "127.0.0.1"),
+        ("0.0.0.0", "0.0.0.0", "127.0.0.1"),
+        ("::1", "[::1]", "[::1]"),
+        ("::", "[::]", "[::1]"),
+        ("api.example.org", "api.example.org", "api.example.org"),
+    ],
+)
+def test_api_host_is_read_once_in_each_form(host: str, bind: str, client: str) -> None:
+    """uWSGI's socket and nginx's listen take an IPv6 address in brackets (issue 30)."""
+    assert knobs_module.api_host(host) == (bind, client)
+    knobs = settings({"SAHARA_API_HOST": host, "SAHARA_API_PORT": "8386"})
+    knobs_module.check_server_knobs(knobs)
+    assert knobs["SAHARA_API_BIND"] == f"{bind}:8386"
+
+
+@pytest.mark.parametrize("host", ["[::1]", "127.0.0.1:8386", "fe80::1%eth0", "host name", "a/b", ""])
+def test_hosts_uwsgi_or_nginx_would_misread_are_refused(host: str) -> None:
+    with pytest.raises(StartupError, match="SAHARA_API_HOST="):
+        knobs_module.api_host(host)
+
+
 def test_front_is_nginx_or_direct() -> None:
     assert settings({})["SAHARA_API_FRONT"] == "nginx", "the buffering front is the default (issue 14)"
     for gone in ("proxy", "router"):  # the HTTP router cut requests on every reload: removed
@@ -160,6 +184,9 @@ def test_missing_nginx_is_one_line_with_the_fix(tmp_path: Path) -> None:
 
 def test_nginx_conf_is_rendered_and_accepted(tmp_path: Path) -> None:
     knobs = settings({"SAHARA_RUN_DIR": str(tmp_path), "SAHARA_API_HOST": "::1", "SAHARA_API_MAX_BODY_MB": "12"})
+    knobs["SAHARA_API_WORKERS"] = "2"  # resolved by check_knobs before the launcher renders
+    knobs_module.check_server_knobs(knobs)
+    launcher.front_files(knobs)
     conf = launcher.render_nginx_conf(knobs)
     text = Path(conf).read_text()
     assert not [line for line in text.splitlines() if "@" in line and not line.lstrip().startswith("#")]
@@ -169,6 +196,30 @@ def test_nginx_conf_is_rendered_and_accepted(tmp_path: Path) -> None:
     # As root, the worker stays this user, who owns uWSGI's socket.
     assert ("user root root;" in text) == (os.geteuid() == 0)
     launcher.check_nginx_conf(launcher.find_nginx(), conf)  # nginx -t
+
+
+@pytest.mark.parametrize("elastic", ["0", "1"])
+def test_nginx_balances_workers_by_requests_in_flight(tmp_path: Path, elastic: str) -> None:
+    """A socket per worker, least_conn across them, never a second try (a PUT
+    that got its worker killed would kill the next); elastic workers come and
+    go: one socket for all (docs/tuning.md)."""
+    knobs = settings({"SAHARA_RUN_DIR": str(tmp_path), "SAHARA_API_WORKERS": "3", "SAHARA_API_ELASTIC": elastic})
+    knobs_module.check_server_knobs(knobs)
+    launcher.front_files(knobs)
+    text = Path(launcher.render_nginx_conf(knobs)).read_text()
+    servers = [line.strip() for line in text.splitlines() if line.strip().startswith("server unix:")]
+    args = launcher.uwsgi_socket_args(knobs)
+    if elastic == "1":
+        assert servers == [f"server unix:{tmp_path}/uwsgi.sock max_fails=0;"]
+        assert args == ["--socket", f"{tmp_path}/uwsgi.sock"]
+    else:
+        own = [f"{tmp_path}/uwsgi-{n}.sock" for n in (1, 2, 3)]
+        assert servers == [f"server unix:{path} max_fails=0;" for path in own]
+        assert args == [a for p in own for a in ("--socket", p)] + [
+            a for n in (0, 1, 2) for a in ("--map-socket", f"{n}:{n + 1}")
+        ]
+    assert "least_conn;" in text and "uwsgi_pass workers;" in text and "uwsgi_next_upstream off;" in text
+    launcher.check_nginx_conf(launcher.find_nginx(), str(tmp_path / "nginx.conf"))
 
 
 def test_nginx_refusing_its_conf_is_one_line(tmp_path: Path) -> None:
