@@ -5,6 +5,7 @@ session (harness.procs.start)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -296,14 +297,25 @@ def kill_make_run(run: MakeRun) -> None:
                 run.owned |= {pid} | session_pids(pid)
         except (OSError, ValueError, psutil.Error):
             pass
-    for pid in list(run.owned):
-        try:
-            run.owned |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
-        except psutil.NoSuchProcess:
-            pass
-    for pid in run.owned:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    sessions = set()
+    for pid in run.owned:  # make's own session, supervisord's, memcached's (setsid each), never ours
+        with contextlib.suppress(ProcessLookupError):
+            sessions.add(os.getsid(pid))
+    sessions.discard(os.getsid(0))
+    for _ in range(10):  # again until a walk finds nothing alive: a fork made meanwhile joins its session
+        for pid in list(run.owned):
+            try:
+                run.owned |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+            except psutil.NoSuchProcess:
+                pass
+        run.owned |= {p for sid in sessions for p in session_pids(sid)}
+        living = [pid for pid in run.owned if alive(pid)]
+        if not living:
+            break
+        for pid in living:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
     try:
         os.killpg(run.popen.pid, signal.SIGKILL)
     except ProcessLookupError:
