@@ -20,7 +20,7 @@
 # bash rather than Python because it stays resident: 0.5 MiB PSS, not 4.
 set -euo pipefail
 
-front=$(dirname "${BASH_SOURCE[0]}")/front.sh
+front=${BASH_SOURCE[0]%/*}/front.sh  # no $(...): a fork before the traps are set
 uwsgi=
 stopping=
 

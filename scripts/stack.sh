@@ -336,6 +336,7 @@ down() {
                 $SUDO epmd -kill >/dev/null 2>&1 || true ;;
             mariadb) $SUDO mariadb-admin shutdown 2>/dev/null || true ;;
         esac
+        rmdir "$REGISTRY/$svc" 2>/dev/null || true  # no holder left (a dead one's file: the next walk)
     done
     rm -f "$STARTED"
 }
