@@ -19,6 +19,7 @@ Sahara's config files (SAHARA_CONFIG_FILES).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -62,8 +63,10 @@ class Knob:
     boolean: bool = False
 
 
-def knob_table() -> list[Knob]:
-    """deploy/defaults.env's knobs in file order: KEY=value lines, each with the `#@` line above it."""
+@functools.cache
+def knob_table() -> tuple[Knob, ...]:
+    """deploy/defaults.env's knobs in file order: KEY=value lines, each with the `#@` line above it.
+    Read once per process: settings(), the checks and knob() all ask for it."""
     knobs, spec = [], ""
     for line in DEFAULTS.read_text().splitlines():
         if line.startswith("#@"):
@@ -86,7 +89,7 @@ def knob_table() -> list[Knob]:
                     raise ValueError(f"{DEFAULTS}: {key}: unknown `#@` field {field[0]!r}")
             knobs.append(knob)
             spec = ""
-    return knobs
+    return tuple(knobs)
 
 
 def knob(name: str) -> Knob:
@@ -339,10 +342,11 @@ def chart_files() -> dict[Path, str]:
 
 def write_chart_files(check: bool) -> list[Path]:
     """Write chart_files(), or with `check` only list the stale ones."""
-    stale = [path for path, text in chart_files().items() if not path.exists() or path.read_text() != text]
+    files = chart_files()
+    stale = [path for path, text in files.items() if not path.exists() or path.read_text() != text]
     if not check:
         for path in stale:
-            path.write_text(chart_files()[path])
+            path.write_text(files[path])
     return stale
 
 
