@@ -243,13 +243,19 @@ class Api(Proc):
         """The master's children that run its program: not the metrics exporter or
         nginx it also runs, nor a fork of the master about to exec one of them
         (uWSGI's daemon children call setsid first, then may wait out a respawn
-        throttle before their exec)."""
+        throttle before their exec). Where uWSGI's stats socket answers, only the
+        pids it names as workers: a fork the master or its app makes for a moment
+        (seen once as a fifth "worker" of four) has the master's name and session."""
         master = psutil.Process(self.master)
         pids = set()
         for child in master.children():
             with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
                 if child.name() == master.name() and os.getsid(child.pid) == os.getsid(master.pid):
                     pids.add(child.pid)
+        run_dir = self.environ.get("SAHARA_RUN_DIR")
+        if run_dir and pids and Path(run_dir, "uwsgi-stats.sock").exists():
+            with contextlib.suppress(OSError, ValueError):  # the master on its way out
+                pids &= {w["pid"] for w in self.stats()["workers"]}
         return pids
 
     def stats(self) -> dict:
