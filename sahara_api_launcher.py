@@ -1,15 +1,14 @@
 """Start a Sahara service after checking that it can work.
 
-    python sahara_api_launcher.py [api|engine|all-in-one|db-sync|check-uwsgi]
+    python sahara_api_launcher.py [MODE]   (MODES below; `modes` lists them)
 
 Takes the knobs from sahara_api_knobs.py (the environment over
 deploy/defaults.env) and checks them, the config files, the port, the
 database and the message broker; on any
 problem prints one line saying what is wrong and how to fix it, then exits
 with 78 (bad configuration) or 69 (a service is unavailable). Otherwise it
-execs uWSGI with deploy/uwsgi.ini (api), sahara-engine, supervisord running
-both (all-in-one, deploy/supervisord.conf) or sahara-db-manage,
-so the service replaces it under supervisord, tini or Kubernetes.
+execs the mode's service, which replaces it under supervisord, tini or
+Kubernetes.
 """
 
 from __future__ import annotations
@@ -44,6 +43,17 @@ from sahara_api_knobs import (
 if TYPE_CHECKING:
     from oslo_config.cfg import ConfigOpts
 
+# The launcher's modes, each with what it execs: the one list (its errors,
+# the image's entrypoint and the tests' harness read it). api is the default.
+MODES = {
+    "api": "uWSGI with deploy/uwsgi.ini: the API's workers (nginx front: under deploy/relay.sh)",
+    "engine": "sahara-engine",
+    "all-in-one": "supervisord running the api and engine modes (deploy/supervisord.conf)",
+    "db-sync": "sahara-db-manage upgrade head (idempotent)",
+    "debug": "one process, green threads, restarted on code changes (make debug; needs requirements/dev.txt)",
+    "check-uwsgi": "check that uWSGI has what deploy/uwsgi.ini needs (install and image build time)",
+}
+SERVING_MODES = ("api", "all-in-one", "debug")  # those that serve the API over HTTP
 UWSGI_INI = HERE / "deploy" / "uwsgi.ini"
 NGINX_CONF = HERE / "deploy" / "nginx.conf"
 # With the nginx front it runs uWSGI and orders a stop front first (docs/signals.md).
@@ -313,13 +323,22 @@ def command(mode: str, files: list[str], knobs: dict[str, str]) -> list[str]:
         return [str(bindir / "supervisord"), "-c", str(HERE / "deploy" / "supervisord.conf")]
     if mode == "db-sync":
         return [str(bindir / "sahara-db-manage"), *config_args, "upgrade", "head"]
-    raise StartupError(f"unknown mode {mode!r}: use one of api, engine, all-in-one, db-sync, debug")
+    raise unknown_mode(mode)
+
+
+def unknown_mode(mode: str) -> StartupError:
+    return StartupError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
 
 
 def main(argv: list[str]) -> None:
     """sahara_api_launcher.py [mode]: check, then exec the service."""
     mode = argv[0] if argv else "api"
+    if mode == "modes":
+        print("\n".join(f"{name:12} {what}" for name, what in MODES.items()))
+        return
     try:
+        if mode not in MODES:  # before the checks: a typo is named as one
+            raise unknown_mode(mode)
         if mode == "check-uwsgi":  # at install and image build time: no config yet
             check_uwsgi(str(Path(sys.executable).parent / "uwsgi"))
             return

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Entrypoint of the sahara-api image (tini runs it as PID 1's only child).
 #
-#   api          uWSGI workers serving the API (default; one per pod)
-#   engine       sahara-engine
-#   all-in-one   supervisord running api + engine (one host, `docker run`)
-#   db-sync      sahara-db-manage upgrade head (idempotent)
+#   MODE         a launcher mode (`python sahara_api_launcher.py modes` lists
+#                them; api is the default, one per pod)
+#   all-in-one   the launcher's, run here in a session of its own (one host, `docker run`)
 #   debug        refused with one line: `make debug` on a host (needs dev tools)
 #   healthcheck  exit 0 if this container's service is healthy (HEALTHCHECK)
-#   anything else is run as a command, e.g. `bash` or `sahara-db-manage --help`
+#   a command    run as it is, e.g. `bash` or `sahara-db-manage --help`
 #
 # The knobs come from sahara_api_knobs.py (the environment over
 # deploy/defaults.env), exported here for the healthcheck and all-in-one's
@@ -15,7 +14,6 @@
 set -euo pipefail
 
 APP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MODES="api, engine, all-in-one, db-sync"
 EX_CONFIG=78
 
 die() {
@@ -81,16 +79,15 @@ case $mode in
         rc=0
         run_all_in_one python "$APP/sahara_api_launcher.py" all-in-one "$@" || rc=$?
         exit "$rc" ;;
-    api | engine | db-sync)
-        # The launcher checks the settings, then execs uWSGI, sahara-engine,
-        # supervisord (running both) or sahara-db-manage.
-        exec python "$APP/sahara_api_launcher.py" "$mode" "$@" ;;
     debug)
         # The launcher's debug mode runs under hupper, a dev tool (requirements/dev.txt).
-        die "debug mode (one process, green threads, pdb) is for a host checkout: run \`make debug\` there; this image runs $MODES" ;;
+        die "debug mode (one process, green threads, pdb) is for a host checkout: run \`make debug\` there; this image runs the other modes (\`docker run sahara-api modes\`)" ;;
     healthcheck)
         healthcheck ;;
     *)
-        command -v "$mode" >/dev/null || die "unknown mode '$mode': use one of $MODES, debug, or a command to run"
-        exec "$mode" "$@" ;;
+        # A command of the image (bash, sahara-db-manage), or a launcher mode:
+        # the launcher checks the settings, then execs the mode's service; it
+        # names an unknown mode with the list of its own.
+        if command -v "$mode" >/dev/null; then exec "$mode" "$@"; fi
+        exec python "$APP/sahara_api_launcher.py" "$mode" "$@" ;;
 esac

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import requests
 
+import sahara_api_launcher as launcher
 from harness import ROOT
 from harness.podman import IMAGE, RUN
 from harness.procs import Api, Proc, alive, free_port, port_of, session_pids, start
@@ -27,8 +28,8 @@ BIN = Path(PYTHON).parent
 LAUNCHER = ROOT / "sahara_api_launcher.py"
 PASTE = ROOT / "deploy" / "api-paste.ini"
 SUPERVISORD_CONF = ROOT / "deploy" / "supervisord.conf"
-# Launcher modes that serve the API over HTTP.
-SERVING_MODES = ("api", "debug", "all-in-one", "container")
+# Launcher modes that serve the API over HTTP, and the image (run in api mode).
+SERVING_MODES = (*launcher.SERVING_MODES, "container")
 
 # The modes the API runs in. A test that takes the `api` fixture runs once per
 # mode, its id naming the mode; `@pytest.mark.modes(...)` narrows the list and

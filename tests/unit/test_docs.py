@@ -109,3 +109,10 @@ def test_each_startup_error_is_on_the_troubleshooting_page(check: str, tmp_path:
     with pytest.raises(StartupError) as err:
         PURE_CHECKS[check](tmp_path)
     assert_documented(f"sahara-api: ERROR: {err.value}")
+
+
+def test_the_modes_table_is_the_launchers() -> None:
+    """configuration.md's table of modes names the launcher's MODES, in order."""
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    section = doc.split("## Modes of the launcher", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"^\| `([a-z-]+)`", section, re.M) == list(launcher.MODES)
