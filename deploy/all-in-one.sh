@@ -18,21 +18,8 @@
 
 TAG=${TAG:-[all-in-one]}
 
-stat_field() {  # stat_field PID N: field N of /proc/PID/stat after "(comm) " (0 state, 1 ppid, 2 pgrp, 3 session)
-    local stat fields
-    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-    read -ra fields <<<"${stat##*) }"
-    echo "${fields[$2]}"
-}
-
-session_pids() {  # session_pids SID: live (not zombie) processes of session SID
-    local p stat fields
-    for p in /proc/[0-9]*; do
-        read -r stat 2>/dev/null <"$p/stat" || continue
-        read -ra fields <<<"${stat##*) }"
-        if [ "${fields[3]}" = "$1" ] && [ "${fields[0]}" != Z ]; then echo "${p#/proc/}"; fi
-    done
-}
+# shellcheck source=deploy/proc.sh
+source "${BASH_SOURCE[0]%/*}/proc.sh"
 
 wait_session() {  # wait_session SID SECONDS: until the session is empty; 1 if not in time
     local deadline=$((SECONDS + $2))

@@ -16,12 +16,8 @@ set -euo pipefail
 pidfile=$SAHARA_FRONT_PID
 stopfile=$SAHARA_FRONT_STOP
 
-alive() {  # alive PID: a process that has not exited (uWSGI reaps nginx, so a zombie is gone)
-    local stat
-    read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-    stat=${stat##*) }
-    [ "${stat%% *}" != Z ]
-}
+# shellcheck source=deploy/proc.sh
+source "${BASH_SOURCE[0]%/*}/proc.sh"  # alive
 
 front_pid() {  # nginx's master, from its pidfile
     local pid
