@@ -19,8 +19,11 @@ from keystoneauth1 import session as ks_session
 
 from cluster.values import STACK_PORTS, write_values
 from harness.kube import Kube
-from harness.stack import Stack, keystone_session, read_openrc
+from harness.stack import Stack
 from harness.tcp_proxy import TcpProxy
+
+# openrc, keystone and token: shared with the other suite on the stack.
+pytest_plugins = ("harness.fixtures",)
 
 
 @pytest.fixture(scope="session")
@@ -51,16 +54,6 @@ def relays(kube: Kube, stack: Stack) -> Iterator[dict[str, TcpProxy]]:
     yield proxies
     for proxy in proxies.values():
         proxy.close()
-
-
-@pytest.fixture(scope="session")
-def openrc(stack: Stack) -> dict[str, str]:
-    return read_openrc()
-
-
-@pytest.fixture(scope="session")
-def keystone(openrc: dict[str, str]) -> ks_session.Session:
-    return keystone_session(openrc)
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +88,3 @@ def values(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
     return write_values(tmp_path_factory.mktemp("values") / "values.yaml", kube, transport_url)
-
-
-@pytest.fixture(scope="session")
-def token(keystone: ks_session.Session) -> str:
-    return keystone.get_token()

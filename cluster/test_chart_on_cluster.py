@@ -1,7 +1,8 @@
 """The chart on a real single-node Kubernetes (issue 28), in the order a
 deployer meets it: install with the defaults, upgrade and drain under load, a
-pod deleted mid-upload, a killed container, Keystone gone, the HPA and the
-Prometheus Operator's kinds without their CRDs, bad input, uninstall.
+pod deleted mid-upload, a killed container, a signal to uWSGI's master,
+Keystone gone, the HPA and the Prometheus Operator's kinds without their
+CRDs, bad input, uninstall.
 
 Each check prints its figures; `make cluster-test` runs them in file order
 (later checks use the release the first one installs)."""
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from keystoneauth1 import session as ks_session
@@ -28,7 +30,7 @@ from cluster.values import write_values
 from harness.chart import CHART
 from harness.kube import Kube, pod_ip_of_connection, ready, wait_gone, waiting_reasons
 from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
-from harness.procs import serves, wait_for
+from harness.procs import alive, serves, wait_for
 from harness.tcp_proxy import TcpProxy
 from harness.troubleshooting import assert_documented
 
@@ -235,6 +237,41 @@ def test_killed_main_process_is_restarted(kube: Kube, url: str, token: str, inst
     # A liveness probe may see the port closed while the container restarts
     # (one miss of 6); the restart must be the kill's, not the probe's.
     assert "failed liveness probe, will be restarted" not in events, events
+
+
+def uwsgi_and_front(main_pid: int) -> tuple[int, set[int]]:
+    """Host pids of a pod's uWSGI master and of its nginx (master and workers)."""
+    tree = psutil.Process(main_pid).children(recursive=True)
+    master = next(p.pid for p in tree if p.name() == "uwsgi" and p.parent().name() != "uwsgi")
+    return master, {p.pid for p in tree if p.name() == "nginx"}
+
+
+def test_signal_to_uwsgi_master_in_a_pod(kube: Kube, url: str, token: str, installed: None) -> None:
+    """Check 4b: INT, QUIT and KILL to a pod's uWSGI master itself, as an
+    operator who reads uWSGI's docs sends them (issue 30): no nginx of the old
+    master is left, the kubelet restarts the container, the pod is Ready again."""
+    with Load(url, token, clients=2, pause=0.05, timeout=30, max_seconds=600) as load:
+        load.warm(10)
+        for i, sig in enumerate((signal.SIGINT, signal.SIGQUIT, signal.SIGKILL)):
+            wait_for(lambda: steady(kube), 300, "2 API pods Ready, none terminating")
+            pod = kube.pods(NS, API)[i % 2]
+            name = pod["metadata"]["name"]
+            restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+            master, front = uwsgi_and_front(kube.main_pid(pod, "api"))
+            os.kill(master, sig)
+            gone = wait_for(lambda front=front: not any(map(alive, front)), 10, f"nginx {front} of the old master gone")
+
+            def status(name: str = name) -> dict:
+                return kube.json("get", "pod", name, "-n", NS)
+
+            restarted = wait_for(lambda restarts=restarts: status()["status"]["containerStatuses"][0]["restartCount"]
+                                 > restarts, 120, "the kubelet restarting the container")  # fmt: skip
+            back = wait_for(lambda: ready(status()), 180, "Ready again") + restarted
+            last = status()["status"]["containerStatuses"][0]["lastState"]["terminated"]
+            say(f"{sig.name} to uWSGI's master {master} of {name}: its nginx gone after "
+                f"{gone:.1f} s, restarted after {restarted:.1f} s, Ready again after {back:.1f} s; "
+                f"exit {last.get('exitCode')}")  # fmt: skip
+    say(f"load through the Service meanwhile: {load.summary()}")
 
 
 def test_keystone_unreachable(

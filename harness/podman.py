@@ -70,11 +70,15 @@ class Container:
         init = psutil.Process(pid)
         return [init, *init.children(recursive=True)]
 
-    def uwsgi_workers(self) -> set[int]:
-        """Host pids of the uWSGI workers (the master's uwsgi children, not its metrics exporter)."""
+    def uwsgi_master(self) -> psutil.Process:
+        """uWSGI's master, as a host process."""
         masters = [p for p in self.processes() if p.name() == "uwsgi" and p.parent().name() != "uwsgi"]
         assert len(masters) == 1, [p.cmdline() for p in self.processes()]
-        return {c.pid for c in masters[0].children() if c.name() == "uwsgi"}
+        return masters[0]
+
+    def uwsgi_workers(self) -> set[int]:
+        """Host pids of the uWSGI workers (the master's uwsgi children, not its metrics exporter)."""
+        return {c.pid for c in self.uwsgi_master().children() if c.name() == "uwsgi"}
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

@@ -58,9 +58,14 @@ def serves(url: str, token: str = "", timeout: float = 2) -> bool:
         return False
 
 
+def stats_socket(run_dir: str | Path) -> Path:
+    """uWSGI's stats socket in a deployment's run dir (deploy/uwsgi.ini's `stats`)."""
+    return Path(run_dir, "uwsgi-stats.sock")
+
+
 def uwsgi_stats(run_dir: str | Path) -> dict:
-    """uWSGI's stats socket in a deployment's run dir: workers, their pids, cores and requests in flight."""
-    return read_stats(str(Path(run_dir) / "uwsgi-stats.sock"))
+    """uWSGI's stats socket: workers, their pids, cores and requests in flight."""
+    return read_stats(str(stats_socket(run_dir)))
 
 
 def busy_threads(workers: list[dict]) -> int:
@@ -253,7 +258,7 @@ class Api(Proc):
                 if child.name() == master.name() and os.getsid(child.pid) == os.getsid(master.pid):
                     pids.add(child.pid)
         run_dir = self.environ.get("SAHARA_RUN_DIR")
-        if run_dir and pids and Path(run_dir, "uwsgi-stats.sock").exists():
+        if run_dir and pids and stats_socket(run_dir).exists():
             with contextlib.suppress(OSError, ValueError):  # the master on its way out
                 pids &= {w["pid"] for w in self.stats()["workers"]}
         return pids
@@ -295,3 +300,36 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def nginxes_on(port: int) -> list[psutil.Process]:
+    """nginx processes, masters and workers, whatever their session, listening on `port`."""
+    found = []
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] != "nginx":
+            continue
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in p.connections("tcp")):
+                found.append(p)
+    return found
+
+
+def signal_uwsgi_master(master: int, sig: signal.Signals, url: str, port: int, log: Callable[[], str]) -> float:
+    """`sig` to uWSGI's master itself (not the relay), as an operator who reads
+    uWSGI's docs sends it; then the master reaped and `url` serving again
+    within 10 s (a 200 comes from a new master only: an nginx the old one left
+    answers 502), and no nginx that listened on `port` before the signal still
+    does (issue 30's outage). Returns the seconds until it serves again; an
+    nginx the old master left is killed, so that a failure leaves nothing."""
+    old = {p.pid for p in nginxes_on(port)}
+    try:
+        os.kill(master, sig)
+        wait_for(lambda: not psutil.pid_exists(master), 10, f"uWSGI's master {master} reaped")
+        took = wait_for(lambda: serves(f"{url}/healthcheck"), 10, lambda: log()[-3000:], every=0.1)
+    finally:
+        left = [p for p in nginxes_on(port) if p.pid in old]
+        for p in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+    assert not left, f"nginx {[p.pid for p in left]} of the old master still held the port"
+    return took

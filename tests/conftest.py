@@ -21,7 +21,10 @@ from keystoneauth1 import session as ks_session
 from harness.make_cluster import delete_clusters, make_clusters
 from harness.procs import Proc
 from harness.slow_engine import start_slow_engine
-from harness.stack import Stack, keystone_session, read_openrc
+from harness.stack import Stack
+
+# openrc, keystone and token: shared with the other suite on the stack.
+pytest_plugins = ("harness.fixtures",)
 
 # With `-n N` (pytest-xdist, make test) N worker processes run the tests; the
 # stack is brought up once, by the first worker that needs it, and down once,
@@ -84,21 +87,6 @@ def sahara_conf(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """The dev config on a RabbitMQ vhost of this test run's own."""
     with stack.vhost("sahara-test", tmp_path_factory.mktemp("etc")) as conf:
         yield conf
-
-
-@pytest.fixture(scope="session")
-def openrc(stack: Stack) -> dict[str, str]:
-    return read_openrc()
-
-
-@pytest.fixture(scope="session")
-def keystone(openrc: dict[str, str]) -> ks_session.Session:
-    return keystone_session(openrc)
-
-
-@pytest.fixture(scope="session")
-def token(keystone: ks_session.Session) -> str:
-    return keystone.get_token()
 
 
 @pytest.fixture(scope="session")

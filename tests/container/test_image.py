@@ -7,6 +7,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -18,7 +19,7 @@ import requests
 
 from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
 from harness.podman import podman
-from harness.procs import wait_for
+from harness.procs import serves, signal_uwsgi_master, wait_for
 from harness.troubleshooting import assert_documented
 from harness.workload import get, scale_request
 
@@ -210,6 +211,17 @@ def test_all_in_one_runs_api_and_engine(run_container, mounted_conf, token: str,
     assert c.exit_code() == 0
     assert "stopped: sahara-api (exit status 0)" in log
     assert "stopped: sahara-engine (exit status 0)" in log
+
+
+def test_signal_to_uwsgi_master_in_the_image_leaves_no_nginx(run_container, mounted_conf) -> None:
+    """INT, QUIT and KILL to uWSGI's master itself in the all-in-one image, as
+    under make run (tests/integration/test_supervisord.py, issue 30): no nginx
+    of the old master is left and supervisord's new sahara-api serves within 10 s."""
+    c = run_container("all-in-one", env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL):
+        wait_for(lambda: serves(f"{c.url}/healthcheck"), 30, lambda: c.logs()[-3000:], every=0.1)
+        took = signal_uwsgi_master(c.uwsgi_master().pid, sig, c.url, c.port, c.logs)
+        print(f"\n  {sig.name} to uWSGI's master in the image: serving again after {took:.1f} s")
 
 
 def test_all_in_one_with_supervisord_killed_ends_by_itself(run_container, mounted_conf, token: str) -> None:
