@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,9 +45,11 @@ import yaml
 from bench import measure, report
 from bench.contenders import Contender, launch, parse
 from bench.project import BENCH_PROJECT, Project, on_the_stack, say
-from harness import ROOT
-from harness.figures import median, percentile, pss_mib
-from harness.procs import Api, Proc
+from bench.wedge import Wedged, answers, excerpt, kill_all, wedged
+from harness import ROOT, startup
+from harness.figures import CpuMeter, loadavg, median, own_cpu_seconds, percentile, pss_mib
+from harness.hostile import respawn
+from harness.procs import Api, session_procs
 from harness.slow_engine import start_slow_engine
 from harness.workload import fast_get, slow_mix
 from sahara_api_knobs import defaults
@@ -173,14 +174,14 @@ class Bench:
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         """Say when a phase starts and ends, and record its length and the load average around it."""
-        t0, load0 = time.monotonic(), measure.loadavg()
+        t0, load0 = time.monotonic(), loadavg()
         self.current = name
         say(f"== {name} (load average {load0})")
         try:
             yield
         finally:
             row = {"phase": name, "seconds": round(time.monotonic() - t0, 1), "load_start": load0}
-            row["load_end"] = measure.loadavg()
+            row["load_end"] = loadavg()
             self.results["phases"].append(row)
             say(f"== {name}: {row['seconds']:.0f} s (load average {load0} -> {row['load_end']})")
 
@@ -189,14 +190,14 @@ class Bench:
         For ours, also when each phase of the start ended (uWSGI's own log lines).
         One that never answers is wedged: dumped and killed here."""
         api, t0 = launch(c, self.project.conf, self.workdir, self.ours_env if c.kind == "ours" else {})
-        watch = measure.LogWatch(api, t0, PHASES if c.kind == "ours" else {})
+        watch = startup.LogWatch(api, t0, PHASES if c.kind == "ours" else {})
         try:
-            listening = measure.listening(api.port, t0, api, limit=60)
-            cold = measure.first_200(f"{api.url}/v2/plugins", self.project.token, t0, api, limit=60)
-            measure.wait_children(api, c.workers)
-        except measure.Wedged as e:
-            self.wedged(c, api, "start", e.what)
-            raise
+            listening = startup.listening(api.port, t0, api, limit=60)
+            cold = startup.first_200(f"{api.url}/v2/plugins", self.project.token, t0, api, limit=60)
+            startup.wait_workers(api, c.workers)
+        except TimeoutError as e:
+            self.wedged(c, api, "start", str(e))
+            raise Wedged(str(e), c.name) from None
         except Exception:
             api.stop()
             raise
@@ -214,20 +215,25 @@ class Bench:
         return api, cold
 
     def wedged(self, c: Contender, api: Api, phase: str, what: str) -> None:
-        self.results["wedged"].append(wedged(c.name, api, phase, what))
+        say(f"{c.name}: WEDGED in {phase}: {what}; dumping its processes with py-spy, then SIGKILL")
+        row = wedged(c.name, api, phase, what)
+        for pid, text in row["dumps"].items():
+            say(f"{c.name}: pid {pid}:\n{excerpt(text)}")
+        say(f"{c.name}: killed {row['dump_and_kill_s']} s after it was found wedged; moving on")
+        self.results["wedged"].append(row)
 
     def check(self, c: Contender, api: Api, what: str) -> None:
         """After something failed: still answering, or wedged?"""
-        if not measure.answers(f"{api.url}/v2/plugins", self.project.token):
-            raise measure.Wedged(what, c.name)
+        if not answers(f"{api.url}/v2/plugins", self.project.token):
+            raise Wedged(what, c.name)
 
     def stop(self, c: Contender, api: Api) -> None:
         """TERM, SIGKILL of its group after 30 s, then of anything of it still alive
         (nginx, in a session of its own, outlives a SIGKILLed uWSGI master)."""
         self.note_deaths(c, api)
-        procs = measure.session_procs(api)
+        procs = session_procs(api)
         api.stop()
-        measure.kill_all(procs)
+        kill_all(procs)
 
     # -- efficiency: ours vs upstream at equal serving processes, side by side -------------------
 
@@ -251,7 +257,7 @@ class Bench:
                         for rep in range(p.repeats):
                             for c in order[rep]:
                                 self.cell(c, apis[c.name], path, close, conns, rep + 1)
-        except measure.Wedged as e:
+        except Wedged as e:
             bad = next((c for c in cs if c.name == e.contender), None)
             if bad and bad.name in apis:
                 self.wedged(bad, apis.pop(bad.name), "efficiency", e.what)
@@ -271,8 +277,8 @@ class Bench:
             row = {"contender": c.name, "path": path, "close": close, "connections": conns, "rep": rep, **r}
             if path == "/v2/clusters":
                 row["clusters_after"] = self.project.count_clusters(api)
-        except measure.Wedged as e:
-            raise measure.Wedged(e.what, c.name) from None
+        except Wedged as e:
+            raise Wedged(e.what, c.name) from None
         self.results["cpu"].append(row)
         say(
             f"{c.name}: GET {path} c={conns} {'close' if close else 'keep-alive'} #{rep}: "
@@ -295,24 +301,24 @@ class Bench:
             say(f"{c.name}: starting ({c.label()})")
             try:
                 api, cold = self.start(c)
-            except measure.Wedged:
+            except Wedged:
                 continue
             try:
                 time.sleep(1)
-                idle = pss_mib(measure.session_procs(api))
+                idle = pss_mib(session_procs(api))
                 say(f"{c.name}: first 200 after {cold:.2f} s; idle PSS {idle} MiB")
                 # The same load for every contender: both paths, both client modes, 16 connections.
                 for path in ("/v2/plugins", "/v2/clusters"):
                     for close in (True, False):
                         self.wrk(c, api, path, 16, p.seconds, close)
-                procs = measure.session_procs(api)
+                procs = session_procs(api)
                 loaded = pss_mib(procs)
                 row = {"contender": c.name, "processes": len(procs), "idle_mib": idle, "after_load_mib": loaded}
                 self.results["memory"].append(row)
                 say(f"{c.name}: PSS after load {loaded} MiB ({len(procs)} processes)")
                 for i in range(p.kills):
                     try:
-                        r = measure.kill_worker(api, f"{api.url}/v2/plugins", token)
+                        r = respawn(api, f"{api.url}/v2/plugins", token)
                     except RuntimeError as e:  # no replacement within 10 s: say so, go on
                         say(f"{c.name}: kill -9 of a worker: {e}")
                         break
@@ -321,14 +327,14 @@ class Bench:
                         f"{c.name}: kill -9 of a worker: new process after {r.new_process_s:.3f} s, "
                         f"waiting for connections after {r.accepting_s:.3f} s, {r.failed}/{r.requests} failed"
                     )
-            except measure.Wedged as e:
+            except Wedged as e:
                 self.wedged(c, api, "C2 load", e.what)
             finally:
                 self.stop(c, api)
         # C4: the other cold starts, round robin so a change of load hits every contender.
         for _ in range(p.cold_starts - 1):
             for c in cs:
-                with contextlib.suppress(measure.Wedged):
+                with contextlib.suppress(Wedged):
                     api, cold = self.start(c)
                     self.stop(c, api)
                     say(f"{c.name}: cold start again: first 200 after {cold:.2f} s")
@@ -365,17 +371,17 @@ class Bench:
         say(f"{c.name}: C1 curve ({c.label()})")
         try:
             api, _ = self.start(c)
-        except measure.Wedged:
+        except Wedged:
             return
         n, phase = p.c1_ns[0], "C1 warm-up"
         try:
             time.sleep(1)
-            idle = pss_mib(measure.session_procs(api))
+            idle = pss_mib(session_procs(api))
             fast_cpu = self.fast_cpu(api)
             # Each worker's first RPC sets up its reply queue and RPC connections: not counted.
             mix = slow_mix(api.url, self.project.token, self.project.cluster_id, n, p.fast_interval, stall=WEDGE_S)
             if mix.stalled:
-                raise measure.Wedged(f"no answer for {WEDGE_S:g} s during a burst of {n} slow requests")
+                raise Wedged(f"no answer for {WEDGE_S:g} s during a burst of {n} slow requests")
             peak = idle
             for n in p.c1_ns:
                 phase = f"C1 N={n}"
@@ -383,7 +389,7 @@ class Bench:
                 for run in range(p.c1_runs):
                     row = self.burst(c, api, n, run + 1, fast_cpu)
                     self.results["c1"].append(row)
-                    peak = max(peak, pss_mib(measure.session_procs(api)))
+                    peak = max(peak, pss_mib(session_procs(api)))
                     ratios.append(row["ratio"])
                     if row["ratio"] > C1_HOPELESS:
                         break  # no need for its median
@@ -394,23 +400,23 @@ class Bench:
             say(f"{c.name}: PSS idle {idle} MiB, highest after a burst {peak} MiB")
             phase = "DB burst"
             self.db_burst(c, api)
-        except measure.Wedged as e:
+        except Wedged as e:
             self.wedged(c, api, phase, e.what)
         finally:
             self.stop(c, api)
 
     def fast_cpu(self, api: Api, count: int = 30) -> float:
         """Server CPU seconds of one fast GET, to take the fast GETs out of a burst's CPU."""
-        meter = measure.CpuMeter(api).start()
+        meter = CpuMeter(api).start()
         for _ in range(count):
             if fast_get(api.url, self.project.token, timeout=WEDGE_S).status == 0:
-                raise measure.Wedged(f"a single fast GET got no answer within {WEDGE_S:g} s")
+                raise Wedged(f"a single fast GET got no answer within {WEDGE_S:g} s")
         return meter.stop()[0] / count
 
     def burst(self, c: Contender, api: Api, n: int, run: int, fast_cpu: float) -> dict:
         cores = os.cpu_count() or 1
-        meter = measure.CpuMeter(api).start()
-        client0 = measure.own_cpu_seconds()
+        meter = CpuMeter(api).start()
+        client0 = own_cpu_seconds()
         with measure.DbPeak([], sample=False) as db:
             mix = slow_mix(
                 api.url,
@@ -422,7 +428,7 @@ class Bench:
                 stall=WEDGE_S,
             )
         if mix.stalled:
-            raise measure.Wedged(
+            raise Wedged(
                 f"no answer for {WEDGE_S:g} s during a burst of {n} slow requests "
                 f"({len(mix.slow)} slow and {len(mix.fast)} fast answered before)"
             )
@@ -431,7 +437,7 @@ class Bench:
         bound = self.plan.c1_delay + slow_cpu / cores
         # What the rest of the machine (other jobs, and the stack's services) took meanwhile:
         # the cores it left us give a second, load-aware bound, printed beside C1's.
-        others = max(busy * cores * mix.total - cpu - (measure.own_cpu_seconds() - client0), 0.0)
+        others = max(busy * cores * mix.total - cpu - (own_cpu_seconds() - client0), 0.0)
         cores_left = max(cores - others / mix.total, 0.25)
         fast = [r.seconds * 1000 for r in mix.fast]
         row = {
@@ -452,7 +458,7 @@ class Bench:
             "workers_after": len(api.worker_pids()) if c.kind == "ours" else c.workers,
             "max_used_connections": db.max_used,
             "machine_busy": round(busy, 3),
-            "loadavg": measure.loadavg(),
+            "loadavg": loadavg(),
         }
         say(
             f"{c.name}: {n} slow ({self.plan.c1_delay:g} s RPC) run {run}: all done in {row['all_done_s']} s, "
@@ -466,7 +472,7 @@ class Bench:
         """`db_burst` concurrent GET /v2/clusters (each reads the DB), all sent at once:
         MariaDB's Max_used_connections and the contender's own peak of DB connections."""
         n = self.plan.db_burst
-        with ThreadPoolExecutor(n) as pool, measure.DbPeak(measure.session_procs(api)) as db:
+        with ThreadPoolExecutor(n) as pool, measure.DbPeak(session_procs(api)) as db:
             t0 = time.monotonic()
             answers = list(
                 pool.map(lambda _: fast_get(api.url, self.project.token, "/v2/clusters", timeout=timeout), range(n))
@@ -482,7 +488,7 @@ class Bench:
             "p50_ms": round(percentile(ms, 50), 1),
             "p99_ms": round(percentile(ms, 99), 1),
             **db.row(),
-            "loadavg": measure.loadavg(),
+            "loadavg": loadavg(),
         }
         self.results["db"].append(row)
         say(
@@ -512,41 +518,13 @@ class Bench:
             self.equal_workers()
 
 
-def wedged(name: str, api: Proc, phase: str, what: str) -> dict:
-    """Record why a contender stopped answering (`ss` of its port, a py-spy dump of every
-    process), then SIGKILL every process and process group it has: TERM may be ignored
-    (upstream's was, its MainThread blocked in keystoneauth1's lock)."""
-    procs = measure.session_procs(api)
-    say(f"{name}: WEDGED in {phase}: {what}; dumping its {len(procs)} processes with py-spy, then SIGKILL")
-    t0 = time.monotonic()
-    port = getattr(api, "port", 0)
-    queue = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=10)
-    dumps = measure.stack_dumps(procs)
-    measure.kill_all(procs)
-    api.stop(signal.SIGKILL, timeout=5)
-    row = {
-        "contender": name,
-        "phase": phase,
-        "what": what,
-        "listen_queue": queue.stdout.strip(),  # ss: State, Recv-Q (waiting), Send-Q (backlog), address
-        "dump_and_kill_s": round(time.monotonic() - t0, 1),
-        "dumps": dumps,
-        "log_tail": api.log_text()[-3000:],
-        "loadavg": measure.loadavg(),
-    }
-    for pid, text in dumps.items():
-        say(f"{name}: pid {pid}:\n{measure.excerpt(text)}")
-    say(f"{name}: killed {row['dump_and_kill_s']} s after it was found wedged; moving on")
-    return row
-
-
 def wait_quiet(limit: float) -> dict:
     """Wait up to `limit` s for a 1-minute load average below QUIET_LOAD, saying every
     30 s what the machine is busy with."""
     t0, said = time.monotonic(), -30.0
     cpu: dict[int, float] = {}
     while True:
-        load, waited = measure.loadavg(), time.monotonic() - t0
+        load, waited = loadavg(), time.monotonic() - t0
         if load < QUIET_LOAD or waited >= limit:
             return {"quiet": load < QUIET_LOAD, "waited_s": round(waited), "load": load, "limit_s": limit}
         if waited - said >= 30:

@@ -20,11 +20,10 @@ from pathlib import Path
 
 from bench import measure
 from bench.contenders import Contender, launch
-from bench.hostile import Sampler, tree
 from bench.project import Project, on_the_stack
-from harness import hostile
-from harness.figures import pss_mib
-from harness.procs import Proc, free_port, start, uwsgi_master
+from harness import hostile, startup
+from harness.figures import cpu_seconds, loadavg, pss_mib
+from harness.procs import Proc, free_port, start, tree, uwsgi_master
 from sahara_api_knobs import FRONTS
 
 LIMIT = 10 * 2**20
@@ -58,7 +57,7 @@ def start_front(kind: str, run: Path, port: int, back: int, workdir: Path) -> Pr
         argv = [uwsgi, "--master", "--http", f"127.0.0.1:{port}", "--http-to", str(run / "uwsgi.sock")]
         argv += ["--buffer-size", "65535", "--http-timeout", "100", "--add-header", "Connection: close"]
     proc = start(f"front-{kind}", argv, workdir / f"front-{kind}.log", dict(os.environ))
-    measure.listening(port, time.monotonic(), proc)
+    startup.listening(port, time.monotonic(), proc)
     return proc
 
 
@@ -76,7 +75,7 @@ def candidate(kind: str, project: Project, workdir: Path) -> dict:
         if kind not in FRONTS:
             front = start_front(kind, run, port, api.port, workdir)
         url, token = f"http://127.0.0.1:{port}", project.token
-        measure.first_200(f"{url}/v2/plugins", token, time.monotonic(), api)
+        startup.first_200(f"{url}/v2/plugins", token, time.monotonic(), api)
         out: dict = {"front": kind}
         out["slowloris"] = hostile.slowloris(port, url, token)
         out["heads"] = hostile.heads(port)
@@ -89,9 +88,9 @@ def candidate(kind: str, project: Project, workdir: Path) -> dict:
         time.sleep(2)
         procs = tree(api.pid) + (tree(front.pid) if front else [])
         measure.wrk(f"{url}/v2/plugins", token, 16, 5, True, api)  # warm-up
-        cpu0 = Sampler(procs).cpu()
+        cpu0 = cpu_seconds(procs)
         r = measure.wrk(f"{url}/v2/plugins", token, 16, 15, True, api)
-        cpu1 = Sampler(procs).cpu()
+        cpu1 = cpu_seconds(procs)
         out["cost"] = {
             "rps": r["rps"],
             "p99_ms": r["p99_ms"],
@@ -99,7 +98,7 @@ def candidate(kind: str, project: Project, workdir: Path) -> dict:
             "cpu_ms_per_req": round(1000 * (cpu1 - cpu0) / max(r["requests"], 1), 3),
             "pss_api_mib": pss_mib(tree(api.pid)),
             "pss_front_mib": pss_mib(tree(front.pid)) if front else 0.0,
-            "loadavg": measure.loadavg(),
+            "loadavg": loadavg(),
         }
         return out
     finally:

@@ -23,11 +23,10 @@ from pathlib import Path
 
 from bench import measure
 from bench.contenders import Contender, launch
-from bench.hostile import Sampler, tree
 from bench.project import Project, on_the_stack, say
-from harness import ROOT, hostile
-from harness.figures import pss_mib, table
-from harness.procs import Api, uwsgi_master
+from harness import ROOT, hostile, startup
+from harness.figures import cpu_seconds, loadavg, pss_mib, table
+from harness.procs import Api, tree, uwsgi_master
 
 LIMIT_MB = 10  # SAHARA_API_MAX_BODY_MB's default; upstream has no limit of its own
 CONTENDERS = [
@@ -43,8 +42,8 @@ def start(name: str, kind: str, front: str | None, project: Project, workdir: Pa
     run.mkdir()
     env = {"SAHARA_RUN_DIR": str(run), "SAHARA_API_FRONT": front} if front else {}
     api, _ = launch(Contender(kind, 4), project.conf, workdir, env)
-    measure.first_200(f"{api.url}/v2/plugins", project.token, time.monotonic(), api)
-    measure.wait_children(api, 4)
+    startup.first_200(f"{api.url}/v2/plugins", project.token, time.monotonic(), api)
+    startup.wait_workers(api, 4)
     return api, run if kind == "ours" else None
 
 
@@ -60,11 +59,11 @@ def cost(apis: dict[str, Api], token: str, rounds: int) -> dict[str, dict]:
     for _ in range(rounds):
         for name, api in apis.items():
             procs = tree(api.pid)
-            cpu0 = Sampler(procs).cpu()
+            cpu0 = cpu_seconds(procs)
             r = measure.wrk(f"{api.url}/v2/plugins", token, 16, 10, True, api)
-            cpu[name].append(1000 * (Sampler(procs).cpu() - cpu0) / max(r["requests"], 1))
+            cpu[name].append(1000 * (cpu_seconds(procs) - cpu0) / max(r["requests"], 1))
             rps[name].append(r["rps"])
-            load.append(measure.loadavg())
+            load.append(loadavg())
     out = {}
     for name, api in apis.items():
         fronts = [p for p in tree(api.pid) if p.name() == "nginx"]
@@ -82,7 +81,7 @@ def cost(apis: dict[str, Api], token: str, rounds: int) -> dict[str, dict]:
 def probe(name: str, api: Api, stats_dir: Path | None, project: Project, seconds: float) -> dict:
     url, port, token = api.url, api.port, project.token
     say(f"{name}: slowloris ({seconds:g} s), heads, bodies, slow bodies, idle keep-alive")
-    out: dict = {"name": name, "loadavg_start": measure.loadavg()}
+    out: dict = {"name": name, "loadavg_start": loadavg()}
     out["slowloris"] = hostile.slowloris(port, url, token, seconds=seconds)
     out["heads"] = hostile.heads(port)
     out["bodies"] = hostile.bodies(port, LIMIT_MB * 2**20, token)
@@ -90,8 +89,8 @@ def probe(name: str, api: Api, stats_dir: Path | None, project: Project, seconds
     out["keepalive"] = hostile.idle_keepalive(port, url, token)
     say(f"{name}: HUP under load, then kill -9 of a worker under load")
     out["hup"] = vars(hostile.hup(url, token, api.pid))
-    measure.first_200(f"{url}/v2/plugins", token, time.monotonic(), api)
-    measure.wait_children(api, 4)
+    startup.first_200(f"{url}/v2/plugins", token, time.monotonic(), api)
+    startup.wait_workers(api, 4)
     out["kill_worker"] = vars(hostile.kill_worker(url, token, uwsgi_master(api.pid), stats_dir))
     return out
 
@@ -175,7 +174,7 @@ def main() -> None:
     t0 = time.monotonic()
     meta = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "loadavg_start": measure.loadavg(),
+        "loadavg_start": loadavg(),
         "seconds": seconds,
         "rounds": rounds,
         "commit": subprocess.run(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from bench import measure
+from bench.wedge import Wedged
 from harness.make_cluster import make_clusters
 from harness.procs import Api
 from harness.stack import Stack, ensure_project, keystone_session, read_openrc
@@ -52,7 +52,7 @@ class Project:
                 say(f"stack: counting the clusters failed ({e.__class__.__name__}), retrying in 5 s")
                 if attempt < tries - 1:
                     time.sleep(5)
-        raise measure.Wedged(f"GET /v2/clusters failed {tries} times in a row")
+        raise Wedged(f"GET /v2/clusters failed {tries} times in a row")
 
 
 @contextlib.contextmanager

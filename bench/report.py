@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.contenders import Contender, parse  # noqa: E402
-from bench.measure import excerpt  # noqa: E402
+from bench.wedge import excerpt  # noqa: E402
 from harness.figures import table
 
 BUSY_LOAD = 1.0  # load average above which the machine was not ours alone

@@ -2,8 +2,9 @@
 each bounded in time and returning plain figures: slow request heads
 (slowloris), oversized heads, oversized and slow bodies, idle keep-alive
 connections, and what a reload (HUP) or a killed worker costs clients under
-load. Used by tests/integration (test_security.py, test_front.py) and by
-`make hostile` (bench/hostile_run.py) and bench/front_candidates.py.
+load (`respawn`: how long until a new worker waits for connections). Used
+by tests/integration (test_security.py, test_front.py), by `make hostile`
+(bench/hostile_run.py), bench/front_candidates.py and `make bench`.
 
     python -m harness.hostile PORT [CONNECTIONS] [SECONDS]
 
@@ -27,8 +28,10 @@ from pathlib import Path
 import psutil
 
 from harness.load import Load
-from harness.procs import busy_threads, uwsgi_stats
+from harness.procs import Proc, busy_threads, uwsgi_master, uwsgi_stats
 
+# A task blocked in one of these waits for a connection (or its accept lock).
+ACCEPT_WAITS = {"43", "288", "232", "281", "7", "271", "23", "270"}  # accept, accept4, epoll_wait, epoll_pwait, poll...
 HEAD = b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n"
 
 
@@ -287,12 +290,74 @@ def kill_worker(url: str, token: str, master: int, run_dir: str | Path | None) -
             worker = max(uwsgi_stats(run_dir)["workers"], key=lambda w: busy_threads([w]))
             victim, held = worker["pid"], busy_threads([worker])
         else:
-            parent = psutil.Process(master)
-            victim, held = max(c.pid for c in parent.children() if c.name() == parent.name()), None
+            victim, held = a_worker(psutil.Process(master)), None
         os.kill(victim, signal.SIGKILL)
         return held
 
     return under_load(url, token, act)
+
+
+def a_worker(master: psutil.Process) -> int:
+    """The newest worker of a master: a child that runs the master's program (not nginx or the exporter)."""
+    return max(c.pid for c in master.children() if c.name() == master.name())
+
+
+def waiting_for_connections(pid: int) -> bool:
+    """Every thread asleep, at least one blocked where a server waits for a connection."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        states = []
+        for t in tasks:
+            state = Path(f"/proc/{pid}/task/{t}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            call = Path(f"/proc/{pid}/task/{t}/syscall").read_text().split()[0]
+            states.append((state, call))
+    except OSError:
+        return False
+    return all(s == "S" for s, _ in states) and any(c in ACCEPT_WAITS for _, c in states)
+
+
+@dataclass
+class Respawn:
+    new_process_s: float
+    accepting_s: float
+    requests: int
+    failed: int
+    max_latency_ms: float
+
+
+def respawn(leader: Proc, url: str, token: str, rate: float = 20, settle: float = 1.0) -> Respawn:
+    """kill -9 one worker under `rate` req/s; time until a new one waits for connections.
+    Requests count from `settle` s before the kill to `settle` s after the new one is ready."""
+    parent = psutil.Process(uwsgi_master(leader.pid))
+    before = {c.pid for c in parent.children()}
+    victim = a_worker(parent)
+    # An open loop: requests keep going out at `rate` while the killed worker's are stuck.
+    with Load(url, token, path="", rate=rate, timeout=10) as load:
+        time.sleep(settle)
+        t0 = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        new, t_new, t_ready = None, None, None
+        while time.monotonic() - t0 < 10 and t_ready is None:
+            if new is None:
+                spawned = {c.pid for c in parent.children()} - before
+                if spawned:
+                    new, t_new = spawned.pop(), time.monotonic() - t0
+            if new is not None and waiting_for_connections(new):
+                time.sleep(0.005)  # still waiting 5 ms later: not a pause in its start-up
+                if waiting_for_connections(new):
+                    t_ready = time.monotonic() - t0
+            time.sleep(0.002)
+        time.sleep(settle)
+    if t_ready is None:
+        raise RuntimeError(f"{leader.name}: no new worker waiting for connections 10 s after kill -9")
+    window = [r for r in load.results if r.start >= t0 - settle]
+    return Respawn(
+        new_process_s=round(t_new, 3),
+        accepting_s=round(t_ready, 3),
+        requests=len(window),
+        failed=sum(not r.ok for r in window),
+        max_latency_ms=round(1000 * max(r.seconds for r in window), 1),
+    )
 
 
 if __name__ == "__main__":

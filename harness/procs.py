@@ -290,6 +290,22 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str], cls: type[
     return cls(name=name, popen=popen, log=log, **extra)
 
 
+def tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (uWSGI's master: workers, nginx, exporter)."""
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def session_procs(leader: Proc) -> list[psutil.Process]:
+    """Every process of a deployment: its session, and the leader's descendants that
+    left it (uWSGI runs nginx as a daemon, which calls setsid)."""
+    procs = {p.pid: p for p in leader.leftovers()}
+    with contextlib.suppress(psutil.Error):
+        for p in tree(leader.pid)[1:]:
+            procs.setdefault(p.pid, p)
+    return list(procs.values())
+
+
 def main() -> None:
     if sys.argv[1:] != ["leftovers"]:
         sys.exit("usage: python -m harness.procs leftovers")

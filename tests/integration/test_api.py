@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from harness.deploy import MODES
-from harness.procs import Api, serves, stats_socket, wait_for
+from harness.procs import Api, serves, stats_socket, tree, wait_for
 from harness.workload import get
 
 MARIADB_PORT = 3306
@@ -113,6 +113,6 @@ def test_stats_socket_is_local_and_reports_workers(launch) -> None:
     metrics = int(api.environ["SAHARA_METRICS_PORT"])
     # The master starts the exporter when its workers start.
     wait_for(lambda: serves(f"http://127.0.0.1:{metrics}/metrics"), 30, "the metrics exporter", every=0.2)
-    processes = [psutil.Process(api.master), *psutil.Process(api.master).children(recursive=True)]
+    processes = tree(api.master)
     listening = {c.laddr for p in processes for c in p.connections("inet") if c.status == psutil.CONN_LISTEN}
     assert listening == {("127.0.0.1", api.port), ("127.0.0.1", metrics)}, "HTTP and metrics, on loopback only"

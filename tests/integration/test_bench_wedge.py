@@ -15,9 +15,8 @@ import time
 import psutil
 import pytest
 
-from bench import measure
-from bench.__main__ import wedged
-from harness.procs import Api, free_port, start
+from bench.wedge import excerpt, wedged
+from harness.procs import Api, free_port, session_procs, start
 from harness.workload import slow_mix
 
 STALL = 5.0
@@ -34,7 +33,7 @@ def test_wedged_contender_is_dumped_killed_and_skipped(tmp_path) -> None:
         while "wedged server ready" not in server.log_text():
             assert time.monotonic() < deadline and server.popen.poll() is None, server.log_text()
             time.sleep(0.1)
-        procs = measure.session_procs(server)
+        procs = session_procs(server)
         assert len(procs) == 2, procs  # the server and its child in another session
 
         t0 = time.monotonic()
@@ -44,7 +43,7 @@ def test_wedged_contender_is_dumped_killed_and_skipped(tmp_path) -> None:
 
         row = wedged("wedged-1", server, "C1 N=4", f"no answer for {STALL:g} s")
         assert "authenticate (harness/wedged_server.py" in row["dumps"][str(server.pid)], row["dumps"]
-        assert "Thread " in measure.excerpt(row["dumps"][str(server.pid)])
+        assert "Thread " in excerpt(row["dumps"][str(server.pid)])
         assert ":" + str(port) in row["listen_queue"]
         for p in procs:  # TERM ignored: SIGKILLed, its own-session child too
             assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, p

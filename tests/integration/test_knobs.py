@@ -29,7 +29,7 @@ import yaml
 
 from harness.chart import CHART, find, helm, render
 from harness.deploy import ContainerApi, NoImage, kill_make_run, require_image, run_image, start_make_run
-from harness.procs import free_port, uwsgi_stats
+from harness.procs import free_port, tree, uwsgi_stats
 from harness.troubleshooting import assert_documented
 from sahara_api_knobs import defaults, knob_table, write_chart_files
 
@@ -275,8 +275,7 @@ def run_container(tmp_path: Path, shared: Path) -> Iterator[Callable[..., Contai
 
 
 def container_tree(c: ContainerApi) -> list[psutil.Process]:
-    init = psutil.Process(c.pid).parent()  # tini
-    return [init, *init.children(recursive=True)]
+    return tree(psutil.Process(c.pid).ppid())  # tini's tree
 
 
 @pytest.mark.parametrize("config", ["direct", "tls"])

@@ -22,7 +22,7 @@ import requests
 from harness import ROOT
 from harness.deploy import LAUNCHER, PYTHON
 from harness.hostile import HEAD, HEADS, big_header, during_slowloris, fast_requests, long_url, raw
-from harness.procs import Api
+from harness.procs import Api, tree
 from harness.workload import scale_request
 
 DEV_SECRET = "dev-secret"  # every password of the dev stack (etc/sahara/sahara.conf)
@@ -170,8 +170,7 @@ def test_slow_clients_do_not_take_the_workers(launch, front: str) -> None:
 
 
 def network_listeners(root: psutil.Process) -> set[tuple[str, int]]:
-    tree = [root, *root.children(recursive=True)]
-    return {c.laddr[:2] for p in tree for c in p.connections("inet") if c.status == psutil.CONN_LISTEN}
+    return {c.laddr[:2] for p in tree(root.pid) for c in p.connections("inet") if c.status == psutil.CONN_LISTEN}
 
 
 @pytest.mark.parametrize("mode", ["api", "all-in-one"])

@@ -17,7 +17,7 @@ import requests
 
 from harness.deploy import AllInOne, ours_env, start_ours
 from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
-from harness.procs import free_port, signal_uwsgi_master, uwsgi_master
+from harness.procs import free_port, signal_uwsgi_master, tree, uwsgi_master
 from harness.troubleshooting import assert_documented
 from harness.workload import scale_request
 
@@ -131,9 +131,9 @@ def test_many_worker_kills_leave_no_zombies(supervisor) -> None:
                 os.kill(worker.pid, signal.SIGKILL)
         time.sleep(0.1)
     time.sleep(3)  # respawn throttling may pause the master
-    tree = [psutil.Process(sup.pid), *psutil.Process(sup.pid).children(recursive=True)]
-    zombies = [p for p in tree if p.status() == psutil.STATUS_ZOMBIE]
-    print(f"\n{len(tree)} processes under supervisord after 20 rounds of kills, zombies: {zombies}")
+    processes = tree(sup.pid)
+    zombies = [p for p in processes if p.status() == psutil.STATUS_ZOMBIE]
+    print(f"\n{len(processes)} processes under supervisord after 20 rounds of kills, zombies: {zombies}")
     assert zombies == []
 
 
