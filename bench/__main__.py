@@ -35,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import psutil
@@ -44,6 +44,7 @@ import yaml
 
 from bench import measure, report
 from bench.contenders import Contender, launch, parse
+from bench.plan import C4_PHASE, FULL, QUICK, Plan
 from bench.project import BENCH_PROJECT, Project, on_the_stack, say
 from bench.wedge import Wedged, answers, excerpt, kill_all, wedged
 from harness import ROOT, startup
@@ -61,66 +62,6 @@ PHASES = {
     "app": "WSGI app 0 (mountpoint='') ready",  # the master has built Sahara's app
     "fork": "spawned uWSGI worker 1 ",  # the first worker is forked
 }
-
-
-@dataclass(frozen=True)
-class Plan:
-    pairs: tuple[str, ...]  # efficiency: "ours-N/upstream-M", equal serving processes
-    clusters: int  # clusters in the benchmark project (GET /v2/clusters lists them)
-    seconds: float  # per wrk run
-    concurrency: tuple[int, ...]  # wrk connections, both paths, close and keep-alive
-    repeats: int  # runs per contender and cell, in ABBA order: their difference is the spread
-    equal_workers: str  # C2 and C4: the same load, then cold starts, at equal workers
-    cold_starts: int  # per contender, interleaved; C4 takes the median
-    kills: int  # kill -9 of a worker, per contender (respawn)
-    c1_ns: tuple[int, ...]  # C1's curve: concurrent slow requests
-    c1_runs: int  # each point is the median of this many bursts
-    c1_delay: float
-    fast_interval: float
-    c1_contenders: str
-    db_burst: int  # concurrent GET /v2/clusters after each C1 contender's curve
-    profile_runs: int  # requests per path in the in-process profile
-
-
-FULL = Plan(
-    pairs=("ours-2/upstream-1", "ours-4/upstream-3"),
-    clusters=4,
-    seconds=5,
-    concurrency=(1, 4, 16, 64),
-    repeats=2,
-    equal_workers="ours-2,upstream-2,ours-4,upstream-4",
-    cold_starts=3,
-    kills=3,
-    c1_ns=(16, 32, 64, 128, 256),
-    c1_runs=3,
-    c1_delay=2.0,
-    fast_interval=0.05,
-    # Ours as shipped; upstream at equal serving processes, and at 4 workers (it wedged there once).
-    c1_contenders="ours-2,upstream-1,upstream-4",
-    db_burst=256,
-    profile_runs=200,
-)
-# The harness check for `make test`: one small pair, one burst size, short runs.
-QUICK = replace(
-    FULL,
-    pairs=("ours-2/upstream-1",),
-    seconds=2,
-    concurrency=(8,),
-    equal_workers="ours-2,upstream-2",
-    cold_starts=2,
-    kills=1,
-    c1_ns=(16,),
-    c1_runs=1,
-    c1_contenders="ours-2",
-    db_burst=64,
-    profile_runs=30,
-)
-# A C1 curve stops for a contender once its median burst takes this many times its bound,
-# and does not repeat a burst that took C1_HOPELESS times it.
-C1_GIVE_UP, C1_HOPELESS = 2.0, 3.0
-# A contender that answers nothing at all for this long is wedged: dumped, killed, skipped.
-WEDGE_S = 30.0
-QUIET_LOAD = 1.0  # load average below which the machine counts as quiet
 
 
 def machine() -> dict:
@@ -192,8 +133,9 @@ class Bench:
         api, t0 = launch(c, self.project.conf, self.workdir, self.ours_env if c.kind == "ours" else {})
         watch = startup.LogWatch(api, t0, PHASES if c.kind == "ours" else {})
         try:
-            listening = startup.listening(api.port, t0, api, limit=60)
-            cold = startup.first_200(f"{api.url}/v2/plugins", self.project.token, t0, api, limit=60)
+            listening = startup.listening(api.port, t0, api, limit=self.plan.start_limit_s)
+            url, p = f"{api.url}/v2/plugins", self.plan
+            cold = startup.first_200(url, self.project.token, t0, api, limit=p.start_limit_s, every=p.cold_start_poll_s)
             startup.wait_workers(api, c.workers)
         except TimeoutError as e:
             self.wedged(c, api, "start", str(e))
@@ -224,7 +166,8 @@ class Bench:
 
     def check(self, c: Contender, api: Api, what: str) -> None:
         """After something failed: still answering, or wedged?"""
-        if not answers(f"{api.url}/v2/plugins", self.project.token):
+        p = self.plan
+        if not answers(f"{api.url}/v2/plugins", self.project.token, p.check_tries, p.check_timeout_s):
             raise Wedged(what, c.name)
 
     def stop(self, c: Contender, api: Api) -> None:
@@ -304,13 +247,13 @@ class Bench:
             except Wedged:
                 continue
             try:
-                time.sleep(1)
+                time.sleep(p.idle_settle_s)
                 idle = pss_mib(session_procs(api))
                 say(f"{c.name}: first 200 after {cold:.2f} s; idle PSS {idle} MiB")
-                # The same load for every contender: both paths, both client modes, 16 connections.
+                # The same load for every contender: both paths, both client modes.
                 for path in ("/v2/plugins", "/v2/clusters"):
                     for close in (True, False):
-                        self.wrk(c, api, path, 16, p.seconds, close)
+                        self.wrk(c, api, path, p.equal_load_connections, p.seconds, close)
                 procs = session_procs(api)
                 loaded = pss_mib(procs)
                 row = {"contender": c.name, "processes": len(procs), "idle_mib": idle, "after_load_mib": loaded}
@@ -318,7 +261,7 @@ class Bench:
                 say(f"{c.name}: PSS after load {loaded} MiB ({len(procs)} processes)")
                 for i in range(p.kills):
                     try:
-                        r = respawn(api, f"{api.url}/v2/plugins", token)
+                        r = respawn(api, f"{api.url}/v2/plugins", token, p.respawn_rate, p.respawn_settle_s)
                     except RuntimeError as e:  # no replacement within 10 s: say so, go on
                         say(f"{c.name}: kill -9 of a worker: {e}")
                         break
@@ -375,13 +318,21 @@ class Bench:
             return
         n, phase = p.c1_ns[0], "C1 warm-up"
         try:
-            time.sleep(1)
+            time.sleep(p.idle_settle_s)
             idle = pss_mib(session_procs(api))
             fast_cpu = self.fast_cpu(api)
             # Each worker's first RPC sets up its reply queue and RPC connections: not counted.
-            mix = slow_mix(api.url, self.project.token, self.project.cluster_id, n, p.fast_interval, stall=WEDGE_S)
+            mix = slow_mix(
+                api.url,
+                self.project.token,
+                self.project.cluster_id,
+                n,
+                p.fast_interval,
+                stall=p.wedge_s,
+                timeout=p.c1_request_timeout_s,
+            )
             if mix.stalled:
-                raise Wedged(f"no answer for {WEDGE_S:g} s during a burst of {n} slow requests")
+                raise Wedged(f"no answer for {p.wedge_s:g} s during a burst of {n} slow requests")
             peak = idle
             for n in p.c1_ns:
                 phase = f"C1 N={n}"
@@ -391,9 +342,9 @@ class Bench:
                     self.results["c1"].append(row)
                     peak = max(peak, pss_mib(session_procs(api)))
                     ratios.append(row["ratio"])
-                    if row["ratio"] > C1_HOPELESS:
+                    if row["ratio"] > p.c1_hopeless:
                         break  # no need for its median
-                if median(ratios) > C1_GIVE_UP:
+                if median(ratios) > p.c1_give_up:
                     say(f"{c.name}: {n} slow requests took {median(ratios):.1f}x the bound: no larger burst")
                     break
             self.results["c1_memory"].append({"contender": c.name, "idle_mib": idle, "peak_mib": peak})
@@ -409,8 +360,8 @@ class Bench:
         """Server CPU seconds of one fast GET, to take the fast GETs out of a burst's CPU."""
         meter = CpuMeter(api).start()
         for _ in range(count):
-            if fast_get(api.url, self.project.token, timeout=WEDGE_S).status == 0:
-                raise Wedged(f"a single fast GET got no answer within {WEDGE_S:g} s")
+            if fast_get(api.url, self.project.token, timeout=self.plan.wedge_s).status == 0:
+                raise Wedged(f"a single fast GET got no answer within {self.plan.wedge_s:g} s")
         return meter.stop()[0] / count
 
     def burst(self, c: Contender, api: Api, n: int, run: int, fast_cpu: float) -> dict:
@@ -425,11 +376,12 @@ class Bench:
                 n,
                 self.plan.fast_interval,
                 limit=120,
-                stall=WEDGE_S,
+                stall=self.plan.wedge_s,
+                timeout=self.plan.c1_request_timeout_s,
             )
         if mix.stalled:
             raise Wedged(
-                f"no answer for {WEDGE_S:g} s during a burst of {n} slow requests "
+                f"no answer for {self.plan.wedge_s:g} s during a burst of {n} slow requests "
                 f"({len(mix.slow)} slow and {len(mix.fast)} fast answered before)"
             )
         cpu, busy = meter.stop()
@@ -468,11 +420,11 @@ class Bench:
         )
         return row
 
-    def db_burst(self, c: Contender, api: Api, timeout: float = WEDGE_S) -> None:
+    def db_burst(self, c: Contender, api: Api) -> None:
         """`db_burst` concurrent GET /v2/clusters (each reads the DB), all sent at once:
         MariaDB's Max_used_connections and the contender's own peak of DB connections."""
-        n = self.plan.db_burst
-        with ThreadPoolExecutor(n) as pool, measure.DbPeak(session_procs(api)) as db:
+        n, timeout = self.plan.db_burst, self.plan.wedge_s
+        with ThreadPoolExecutor(n) as pool, measure.DbPeak(session_procs(api), every=self.plan.db_sample_s) as db:
             t0 = time.monotonic()
             answers = list(
                 pool.map(lambda _: fast_get(api.url, self.project.token, "/v2/clusters", timeout=timeout), range(n))
@@ -514,19 +466,19 @@ class Bench:
                     self.c1(c)
         finally:
             engine.stop(timeout=10)
-        with self.phase(f"C2 and C4 {p.equal_workers}"):
+        with self.phase(f"{C4_PHASE} {p.equal_workers}"):
             self.equal_workers()
 
 
-def wait_quiet(limit: float) -> dict:
-    """Wait up to `limit` s for a 1-minute load average below QUIET_LOAD, saying every
+def wait_quiet(limit: float, quiet: float) -> dict:
+    """Wait up to `limit` s for a 1-minute load average below `quiet`, saying every
     30 s what the machine is busy with."""
     t0, said = time.monotonic(), -30.0
     cpu: dict[int, float] = {}
     while True:
         load, waited = loadavg(), time.monotonic() - t0
-        if load < QUIET_LOAD or waited >= limit:
-            return {"quiet": load < QUIET_LOAD, "waited_s": round(waited), "load": load, "limit_s": limit}
+        if load < quiet or waited >= limit:
+            return {"quiet": load < quiet, "waited_s": round(waited), "load": load, "limit_s": limit}
         if waited - said >= 30:
             now: dict[int, tuple[float, str]] = {}
             for p in psutil.process_iter(["name", "cpu_times"]):
@@ -535,7 +487,7 @@ def wait_quiet(limit: float) -> dict:
             busiest = sorted(((t - cpu.get(pid, t), name) for pid, (t, name) in now.items()), reverse=True)[:3]
             top = ", ".join(f"{name} {s:.1f} CPU-s" for s, name in busiest if s > 0.1)
             say(
-                f"waiting for a quiet machine: load average {load} (want < {QUIET_LOAD:g}, "
+                f"waiting for a quiet machine: load average {load} (want < {quiet:g}, "
                 f"{limit - waited:.0f} s left)" + (f"; busiest over the last 30 s: {top}" if top else "")
             )
             said = waited
@@ -554,7 +506,7 @@ def main() -> None:
     out = Path(os.environ.get("BENCH_OUT") or (ROOT / (".bench/quick" if quick else "docs"))).resolve()
     ours_env = dict(x.split("=", 1) for x in shlex.split(os.environ.get("BENCH_OURS_ENV", "")))
     t0 = time.monotonic()
-    quiet = wait_quiet(float(os.environ.get("BENCH_QUIET_WAIT") or (0 if quick else 600)))
+    quiet = wait_quiet(float(os.environ.get("BENCH_QUIET_WAIT") or (0 if quick else 600)), plan.quiet_load)
     say(f"{'quick' if quick else 'full'} run; load average {quiet['load']} after waiting {quiet['waited_s']} s")
     meta = {
         "quick": quick,

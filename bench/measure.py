@@ -77,10 +77,10 @@ def db_connections(procs: list[psutil.Process], port: int = 3306) -> int:
 class DbPeak:
     """MariaDB's Max_used_connections over a phase (FLUSH STATUS resets it to the
     connections open now), and the most connections the contender itself held,
-    sampled every 50 ms (other jobs on the same MariaDB count in the first only)."""
+    sampled every `every` s (other jobs on the same MariaDB count in the first only)."""
 
-    def __init__(self, procs: list[psutil.Process], sample: bool = True) -> None:
-        self.procs, self.sample = procs, sample
+    def __init__(self, procs: list[psutil.Process], sample: bool = True, every: float = 0.05) -> None:
+        self.procs, self.sample, self.every = procs, sample, every
         self.own_peak = 0
         self._stop = threading.Event()
 
@@ -93,7 +93,7 @@ class DbPeak:
         return self
 
     def _sample(self) -> None:
-        while self.sample and not self._stop.wait(0.05):
+        while self.sample and not self._stop.wait(self.every):
             self.own_peak = max(self.own_peak, db_connections(self.procs))
 
     def __exit__(self, *exc: object) -> None:

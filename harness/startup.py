@@ -32,15 +32,15 @@ def listening(port: int, t0: float, proc: Proc, limit: float = 90) -> float:
     raise TimeoutError(f"nothing listens on port {port} {limit:g} s after the start")
 
 
-def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90) -> float:
-    """Seconds from t0 until GET url answers 200 (polled every 10 ms);
+def first_200(url: str, token: str, t0: float, proc: Proc, limit: float = 90, every: float = 0.01) -> float:
+    """Seconds from t0 until GET url answers 200 (polled every `every` s);
     TimeoutError after `limit` s, RuntimeError if `proc` exits first."""
     while time.monotonic() - t0 < limit:
         if error := _exited(proc):
             raise error
         if serves(url, token):
             return time.monotonic() - t0
-        time.sleep(0.01)
+        time.sleep(every)
     raise TimeoutError(f"no 200 from {url} within {limit:g} s of the start")
 
 

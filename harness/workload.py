@@ -70,9 +70,9 @@ def warm(url: str, token: str, count: int = 16, at_once: int = 16) -> None:
         list(pool.map(lambda _: fast_get(url, token), range(count)))
 
 
-def fast_get_since(sent: float, url: str, token: str) -> Timed:
+def fast_get_since(sent: float, url: str, token: str, timeout: float = 60) -> Timed:
     """A fast GET timed from when it was due: a wait for a free client thread counts too."""
-    r = fast_get(url, token)
+    r = fast_get(url, token, timeout=timeout)
     return Timed(time.monotonic() - sent, r.status)
 
 
@@ -84,11 +84,12 @@ def slow_mix(
     fast_interval: float = 0.1,
     limit: float = 60,
     stall: float | None = None,
+    timeout: float = 60,
 ) -> SlowMix:
     """`slow` concurrent scale requests; a fast GET every `fast_interval` s until they are done.
     With `stall`, gives up when no request at all has been answered for that long (a wedged
     server): returns at once with stalled=True, leaving the requests still out to their
-    timeouts (the caller kills the server, which ends them)."""
+    timeouts (the caller kills the server, which ends them). Each request times out after `timeout` s."""
     pool = ThreadPoolExecutor(slow + 16)
     last = [time.monotonic()]
 
@@ -98,7 +99,7 @@ def slow_mix(
     stalled = False
     try:
         t0 = time.monotonic()
-        pending = [pool.submit(scale, url, token, cluster_id) for _ in range(slow)]
+        pending = [pool.submit(scale, url, token, cluster_id, timeout) for _ in range(slow)]
         for f in pending:
             f.add_done_callback(answered)
         time.sleep(0.2)  # the slow ones are in flight
@@ -107,7 +108,7 @@ def slow_mix(
             if stall is not None and time.monotonic() - last[0] > stall:
                 stalled = True
                 break
-            fast.append(pool.submit(fast_get_since, time.monotonic(), url, token))
+            fast.append(pool.submit(fast_get_since, time.monotonic(), url, token, timeout))
             fast[-1].add_done_callback(answered)
             time.sleep(fast_interval)
         if stalled:
