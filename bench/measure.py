@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from harness.figures import loadavg, machine_busy, tree_cpu_seconds
+from harness.figures import loadavg, machine_busy, tree_cpu_by_name
 from harness.procs import Proc
 
 LUA = Path(__file__).with_name("report.lua")
@@ -28,10 +28,11 @@ def wrk(url: str, token: str, connections: int, seconds: float, close: bool, lea
     argv += ["-H", f"X-Auth-Token: {token}"]
     if close:
         argv += ["-H", "Connection: close"]
-    cpu0, (busy0, all0), load0 = tree_cpu_seconds(leader), machine_busy(), loadavg()
+    cpu0, (busy0, all0), load0 = tree_cpu_by_name(leader), machine_busy(), loadavg()
     # wrk stops by itself after -d plus at most --timeout; the margin is for a machine that stalls.
     out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
-    cpu1, (busy1, all1) = tree_cpu_seconds(leader), machine_busy()
+    cpu1, (busy1, all1) = tree_cpu_by_name(leader), machine_busy()
+    used = {name: cpu1[name] - cpu0.get(name, 0.0) for name in cpu1}
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
     r = json.loads(line.removeprefix("BENCH_JSON "))
     secs = r["duration_us"] / 1e6
@@ -45,7 +46,9 @@ def wrk(url: str, token: str, connections: int, seconds: float, close: bool, lea
         "p90_ms": r["p90_us"] / 1000,
         "p99_ms": r["p99_us"] / 1000,
         "max_ms": r["max_us"] / 1000,
-        "api_cpu_ms_per_req": round(1000 * (cpu1 - cpu0) / max(r["requests"], 1), 2),
+        "api_cpu_ms_per_req": round(1000 * sum(used.values()) / max(r["requests"], 1), 2),
+        # The same per process name: the front (nginx), the workers and master (uwsgi), ...
+        "api_cpu_ms_per_req_by_name": {n: round(1000 * t / max(r["requests"], 1), 3) for n, t in sorted(used.items())},
         "machine_busy": round((busy1 - busy0) / max(all1 - all0, 1), 3),
         "loadavg": load0,
     }

@@ -60,6 +60,16 @@ def tree_cpu_seconds(leader: Proc) -> float:
     return cpu_seconds(session_procs(leader))
 
 
+def tree_cpu_by_name(leader: Proc) -> dict[str, float]:
+    """tree_cpu_seconds per process name (nginx, uwsgi, python...): where a
+    deployment's CPU goes between its front, its workers and the rest."""
+    by: dict[str, float] = {}
+    for p in session_procs(leader):
+        with contextlib.suppress(psutil.Error):
+            by[p.name()] = by.get(p.name(), 0.0) + cpu_seconds([p])
+    return by
+
+
 def own_cpu_seconds() -> float:
     """CPU of this process (a load generator's threads), user + system."""
     t = os.times()
