@@ -139,6 +139,8 @@ LANDS: dict[str, Callable[[Deployment], str]] = {
     "SAHARA_RUN_DIR": lambda d: d.knobs["SAHARA_RUN_DIR"] if "workers" in d.stats() else "",
     "SAHARA_API_TIMEOUT": lambda d: d.environ("SAHARA_API_TIMEOUT"),
     "SAHARA_API_STOP_TIMEOUT": lambda d: d.environ("SAHARA_API_STOP_TIMEOUT"),
+    # supervisord's engine stopwaitsecs reads it (tests/chart: test_engine_stop_grace_is_one_value)
+    "SAHARA_ENGINE_STOP_TIMEOUT": lambda d: d.environ("SAHARA_ENGINE_STOP_TIMEOUT"),
     "SAHARA_API_MAX_REQUESTS": lambda d: d.environ("SAHARA_API_MAX_REQUESTS"),
     "SAHARA_API_MAX_RSS_MB": lambda d: d.environ("SAHARA_API_MAX_RSS_MB"),
     "SAHARA_API_MAX_BODY_MB": body_limit,
@@ -164,6 +166,7 @@ BAD: dict[str, tuple[str, str] | None] = {
     "SAHARA_RUN_DIR": None,
     "SAHARA_API_TIMEOUT": ("0", "SAHARA_API_TIMEOUT=0 is out of range"),
     "SAHARA_API_STOP_TIMEOUT": ("90", "SAHARA_API_STOP_TIMEOUT must be above SAHARA_API_TIMEOUT"),
+    "SAHARA_ENGINE_STOP_TIMEOUT": ("0", "SAHARA_ENGINE_STOP_TIMEOUT=0 is out of range"),
     "SAHARA_API_MAX_REQUESTS": ("0", "SAHARA_API_MAX_REQUESTS=0 is out of range"),
     "SAHARA_API_MAX_RSS_MB": ("big", "SAHARA_API_MAX_RSS_MB='big' is not an integer"),
     "SAHARA_API_MAX_BODY_MB": ("4", "SAHARA_API_MAX_BODY_MB=4 is below [DEFAULT] job_binary_max_KB=5120"),
@@ -227,6 +230,7 @@ def configurations(shared: Path) -> dict[str, dict[str, str]]:
             "SAHARA_API_ELASTIC": "1",
             "SAHARA_API_TIMEOUT": "30",
             "SAHARA_API_STOP_TIMEOUT": "40",
+            "SAHARA_ENGINE_STOP_TIMEOUT": "70",
             "SAHARA_API_MAX_REQUESTS": "500",
             "SAHARA_API_MAX_RSS_MB": "400",
             "SAHARA_API_MAX_BODY_MB": "6",
@@ -365,7 +369,11 @@ def test_chart_passes_every_knob_to_the_pod(shared: Path) -> None:
     names = [name for name, _ in env]
     assert len(names) == len(set(names)), "every knob once"
     env = dict(env)
-    for knob in CHART_VALUES:
+    engine = find(docs, "Deployment", "engine")["spec"]["template"]["spec"]
+    for knob, path in CHART_VALUES.items():
+        if path == "engine.terminationGracePeriodSeconds":  # the engine pod's, not an env
+            assert str(engine["terminationGracePeriodSeconds"]) == changed[knob], knob
+            continue
         assert env[knob] == ("1" if knob == "SAHARA_API_ELASTIC" else changed[knob]), knob
     for knob in IMAGE_SETS:
         assert env[knob] == changed.get(knob, "/tmp/knob-run"), knob
@@ -387,6 +395,7 @@ CHART_BAD = {
     "SAHARA_API_PORT": "http",
     "SAHARA_API_TIMEOUT": "0",
     "SAHARA_API_STOP_TIMEOUT": "90",
+    "SAHARA_ENGINE_STOP_TIMEOUT": "0",
     "SAHARA_API_MAX_REQUESTS": "0",
     "SAHARA_API_MAX_RSS_MB": "big",
     "SAHARA_API_MAX_BODY_MB": "0",
