@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 from keystoneauth1 import session as ks_session
@@ -30,7 +29,7 @@ from cluster.values import write_values
 from harness.chart import CHART
 from harness.kube import Kube, pod_ip_of_connection, ready, wait_gone, waiting_reasons
 from harness.load import UPLOAD_SIGNAL_AT, Load, trickle_put
-from harness.procs import alive, serves, wait_for
+from harness.procs import alive, serves, tree, uwsgi_master_in, wait_for
 from harness.tcp_proxy import TcpProxy
 from harness.troubleshooting import assert_documented
 
@@ -241,9 +240,8 @@ def test_killed_main_process_is_restarted(kube: Kube, url: str, token: str, inst
 
 def uwsgi_and_front(main_pid: int) -> tuple[int, set[int]]:
     """Host pids of a pod's uWSGI master and of its nginx (master and workers)."""
-    tree = psutil.Process(main_pid).children(recursive=True)
-    master = next(p.pid for p in tree if p.name() == "uwsgi" and p.parent().name() != "uwsgi")
-    return master, {p.pid for p in tree if p.name() == "nginx"}
+    procs = tree(main_pid)
+    return uwsgi_master_in(procs).pid, {p.pid for p in procs if p.name() == "nginx"}
 
 
 def test_signal_to_uwsgi_master_in_a_pod(kube: Kube, url: str, token: str, installed: None) -> None:

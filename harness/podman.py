@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from harness.procs import serves
+from harness.procs import serves, tree, uwsgi_master_in
 
 # SAHARA_IMAGE: test another tag (scripts/image.sh IMAGE=...) without touching :latest.
 IMAGE = os.environ.get("SAHARA_IMAGE", "sahara-api:latest")
@@ -67,14 +67,11 @@ class Container:
         pid = self.inspect()["State"]["Pid"]
         if not pid:
             return []
-        init = psutil.Process(pid)
-        return [init, *init.children(recursive=True)]
+        return tree(pid)
 
     def uwsgi_master(self) -> psutil.Process:
         """uWSGI's master, as a host process."""
-        masters = [p for p in self.processes() if p.name() == "uwsgi" and p.parent().name() != "uwsgi"]
-        assert len(masters) == 1, [p.cmdline() for p in self.processes()]
-        return masters[0]
+        return uwsgi_master_in(self.processes())
 
     def uwsgi_workers(self) -> set[int]:
         """Host pids of the uWSGI workers (the master's uwsgi children, not its metrics exporter)."""

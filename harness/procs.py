@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -290,6 +290,14 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str], cls: type[
     return cls(name=name, popen=popen, log=log, **extra)
 
 
+def uwsgi_master_in(procs: Sequence[psutil.Process]) -> psutil.Process:
+    """The one uWSGI master among a deployment's processes (a container's, a
+    pod's): the uwsgi whose parent is not uwsgi (the relay, tini, supervisord)."""
+    masters = [p for p in procs if p.name() == "uwsgi" and p.parent().name() != "uwsgi"]
+    assert len(masters) == 1, [p.cmdline() for p in procs]
+    return masters[0]
+
+
 def tree(pid: int) -> list[psutil.Process]:
     """A process and all its descendants (uWSGI's master: workers, nginx, exporter)."""
     root = psutil.Process(pid)
@@ -304,18 +312,6 @@ def session_procs(leader: Proc) -> list[psutil.Process]:
         for p in tree(leader.pid)[1:]:
             procs.setdefault(p.pid, p)
     return list(procs.values())
-
-
-def main() -> None:
-    if sys.argv[1:] != ["leftovers"]:
-        sys.exit("usage: python -m harness.procs leftovers")
-    for p in deployment_leftovers(None):
-        with contextlib.suppress(psutil.Error):
-            print(p.pid, p.name())
-
-
-if __name__ == "__main__":
-    main()
 
 
 def nginxes_on(port: int) -> list[psutil.Process]:
@@ -349,3 +345,15 @@ def signal_uwsgi_master(master: int, sig: signal.Signals, url: str, port: int, l
                 os.killpg(p.pid, signal.SIGKILL)
     assert not left, f"nginx {[p.pid for p in left]} of the old master still held the port"
     return took
+
+
+def main() -> None:
+    if sys.argv[1:] != ["leftovers"]:
+        sys.exit("usage: python -m harness.procs leftovers")
+    for p in deployment_leftovers(None):
+        with contextlib.suppress(psutil.Error):
+            print(p.pid, p.name())
+
+
+if __name__ == "__main__":
+    main()

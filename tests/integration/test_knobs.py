@@ -29,7 +29,7 @@ import yaml
 
 from harness.chart import CHART, find, helm, render
 from harness.deploy import ContainerApi, NoImage, kill_make_run, require_image, run_image, start_make_run
-from harness.procs import free_port, tree, uwsgi_stats
+from harness.procs import free_port, tree, uwsgi_master_in, uwsgi_stats
 from harness.troubleshooting import assert_documented
 from sahara_api_knobs import defaults, knob_table, write_chart_files
 
@@ -57,8 +57,7 @@ class Deployment:
         return requests.get(f"{scheme}://{host}:{self.knobs['SAHARA_API_PORT']}{path}", verify=False, timeout=10)
 
     def master(self) -> psutil.Process:
-        (master,) = (p for p in self.processes() if p.name() == "uwsgi" and p.parent().name() != "uwsgi")
-        return master
+        return uwsgi_master_in(self.processes())
 
     def environ(self, knob: str) -> str:
         return self.master().environ()[knob]
