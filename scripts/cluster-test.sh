@@ -7,12 +7,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 t0=$SECONDS
-# Another run's cluster (or an interrupted one's) is not this run's to tear down.
-RUN=${CLUSTER_RUN:-/var/lib/sahara-api-cluster}
-if [ -e "$RUN" ]; then
-    echo "[cluster-test] $RUN exists: a cluster is up or a run was interrupted; scripts/cluster.sh down first" >&2
-    exit 1
-fi
+# Another run's cluster (or an interrupted one's) is not this run's to tear
+# down: checked before the trap that tears down.
+scripts/cluster.sh free
 finish() {
     local rc=$?
     trap - EXIT INT TERM

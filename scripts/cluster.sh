@@ -4,6 +4,8 @@
 # a kubelet and kube-proxy, built from Go modules by scripts/cluster-build.sh,
 # with a CNI bridge whose addresses exist only on this machine.
 #
+#   scripts/cluster.sh free        exit 1 if a cluster is up or a run was interrupted (its
+#                                  state is there): not a new run's to tear down
 #   scripts/cluster.sh up          build or reuse the binaries, start everything, import the images
 #   scripts/cluster.sh down        stop everything of the run and remove what it made (idempotent)
 #   scripts/cluster.sh leftovers   list what a run left (processes, mounts, netns, links,
@@ -556,11 +558,16 @@ leftovers() {
     return 1
 }
 
+free() {
+    [ ! -e "$RUN" ] || die "$RUN exists: a cluster is up or a run was interrupted; scripts/cluster.sh down first"
+}
+
 case "${1:-}" in
+    free) free ;;
     up) up ;;
     down) down ;;
     leftovers) leftovers ;;
     import) shift && import "$@" ;;
     kubectl) shift && kctl "$@" ;;
-    *) die "usage: $0 up|down|leftovers|import IMAGE...|kubectl ARGS..." ;;
+    *) die "usage: $0 free|up|down|leftovers|import IMAGE...|kubectl ARGS..." ;;
 esac
