@@ -60,6 +60,11 @@ def scaled_rules(path: Path) -> dict[str, float]:
     return fors
 
 
+def rule_exprs(path: Path) -> dict[str, str]:
+    """Alert -> its expression, as Prometheus loaded it from `path`."""
+    return {r["alert"]: r["expr"] for r in yaml.safe_load(path.read_text())["groups"][0]["rules"]}
+
+
 def dashboard_queries(rate_interval: str) -> list[str]:
     """Every panel's PromQL as Grafana would send it for job sahara-api, all instances."""
     panels = json.loads(DASHBOARD.read_text())["panels"]
@@ -244,11 +249,20 @@ def test_each_alert_fires_alone_and_resolves(launch, slow_engine, make_cluster, 
     storm = Repeat(kill_a_worker, 0.3)
 
     def storm_over() -> None:
-        # Over once the master has every worker back: a master throttling
+        # Over once a has every worker back and Prometheus has scraped a flat
+        # respawn counter for a whole window of the rule: a master throttling
         # respawns ("respawning too fast") answers no stats, so the alert lost
-        # its data and seemed resolved, then fired again in the next scenario.
+        # its data and seemed resolved, then the window spanned the gap once
+        # the stats came back, and it fired again in the next scenario.
         storm.stop()
         wait_for(lambda: len(a.worker_pids()) == 2, 60, "a's 2 workers back after the storm")
+        window = re.search(r"\[(\w+)\]", rule_exprs(tmp_path / "rules.yml")["SaharaApiRespawnStorm"])[1]
+        instance = f'instance="{target(a)}"'
+        prom.wait(
+            f"sum(changes(uwsgi_worker_respawn_count_total{{{instance}}}[{window}])) == 0"
+            f" and on () min_over_time(up{{{instance}}}[{window}]) == 1",
+            timeout=60,
+        )
 
     chaos.run("SaharaApiRespawnStorm", 3, storm.start, storm_over)
     a.wait_ready(timeout=60)
