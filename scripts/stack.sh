@@ -330,10 +330,17 @@ down() {
                 kill -TERM "$stop_pid" 2>/dev/null || true
                 wait_closed "$MEMCACHED_PORT" ;;
             rabbitmq)
-                $SUDO rabbitmqctl -q stop >/dev/null 2>&1 || true
-                # rabbitmq-server also started Erlang's port mapper, which outlives it;
-                # `epmd -kill` refuses while another Erlang node still uses it.
-                $SUDO epmd -kill >/dev/null 2>&1 || true ;;
+                # shutdown, not stop: it returns once the broker's runtime has exited.
+                $SUDO rabbitmqctl -q shutdown >/dev/null 2>&1 || true
+                # rabbitmq-server also started Erlang's port mapper, which outlives it.
+                # `epmd -kill` refuses while a node is registered (rabbitmqctl's own
+                # leaves as it exits): up to 10 s, then leave it to whichever other
+                # Erlang node still uses it.
+                for _ in {1..20}; do
+                    $SUDO epmd -kill >/dev/null 2>&1 || true
+                    $SUDO epmd -names >/dev/null 2>&1 || break
+                    sleep 0.5
+                done ;;
             mariadb) $SUDO mariadb-admin shutdown 2>/dev/null || true ;;
         esac
         rmdir "$REGISTRY/$svc" 2>/dev/null || true  # no holder left (a dead one's file: the next walk)
