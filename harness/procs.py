@@ -329,15 +329,18 @@ def nginxes_on(port: int) -> list[psutil.Process]:
 def signal_uwsgi_master(master: int, sig: signal.Signals, url: str, port: int, log: Callable[[], str]) -> float:
     """`sig` to uWSGI's master itself (not the relay), as an operator who reads
     uWSGI's docs sends it; then the master reaped and `url` serving again
-    within 10 s (a 200 comes from a new master only: an nginx the old one left
+    within 30 s (a 200 comes from a new master only: an nginx the old one left
     answers 502), and no nginx that listened on `port` before the signal still
     does (issue 30's outage). Returns the seconds until it serves again; an
-    nginx the old master left is killed, so that a failure leaves nothing."""
+    nginx the old master left is killed, so that a failure leaves nothing.
+    30 s, not issue 30's 10: that is a quiet machine's figure (signals.md:
+    2.9-4.6 s); beside the rest of make test on 2 cores the new master's app
+    load alone took 7 s, and a KILL's restart in the image went past 10."""
     old = {p.pid for p in nginxes_on(port)}
     try:
         os.kill(master, sig)
         wait_for(lambda: not psutil.pid_exists(master), 10, f"uWSGI's master {master} reaped")
-        took = wait_for(lambda: serves(f"{url}/healthcheck"), 10, lambda: log()[-3000:], every=0.1)
+        took = wait_for(lambda: serves(f"{url}/healthcheck"), 30, lambda: log()[-3000:], every=0.1)
     finally:
         left = [p for p in nginxes_on(port) if p.pid in old]
         for p in left:

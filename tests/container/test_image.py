@@ -216,7 +216,8 @@ def test_all_in_one_runs_api_and_engine(run_container, mounted_conf, token: str,
 def test_signal_to_uwsgi_master_in_the_image_leaves_no_nginx(run_container, mounted_conf) -> None:
     """INT, QUIT and KILL to uWSGI's master itself in the all-in-one image, as
     under make run (tests/integration/test_supervisord.py, issue 30): no nginx
-    of the old master is left and supervisord's new sahara-api serves within 10 s."""
+    of the old master is left and supervisord's new sahara-api serves again
+    (the bound: procs.signal_uwsgi_master)."""
     c = run_container("all-in-one", env={"SAHARA_API_WORKERS": "2"}, options=mounted_conf)
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL):
         wait_for(lambda: serves(f"{c.url}/healthcheck"), 30, lambda: c.logs()[-3000:], every=0.1)
