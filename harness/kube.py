@@ -13,9 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import ROOT
 from harness.chart import CHART, HELM
 
-CLUSTER_RUN = Path(os.environ.get("CLUSTER_RUN", "/var/lib/sahara-api-cluster"))
+CLUSTER_SH = ROOT / "scripts" / "cluster.sh"  # owns the run's paths (CLUSTER_RUN and its default)
 
 
 @dataclass
@@ -25,8 +26,9 @@ class Kube:
     env: dict[str, str]
 
     @classmethod
-    def from_run(cls, run: Path = CLUSTER_RUN) -> Kube:
-        path = run / "cluster.env"
+    def from_run(cls) -> Kube:
+        out = subprocess.run([str(CLUSTER_SH), "env-file"], capture_output=True, text=True, check=True, timeout=30)
+        path = Path(out.stdout.strip())
         if not path.exists():
             raise RuntimeError(f"{path} is missing: scripts/cluster.sh up first (make cluster-test does)")
         return cls(dict(line.split("=", 1) for line in path.read_text().split()))
@@ -80,7 +82,7 @@ class Kube:
         """The host pid of a container's main process (tini, PID 1 in the container)."""
         status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == container)
         cid = status["containerID"].removeprefix("containerd://")
-        sock = str(CLUSTER_RUN / "containerd" / "containerd.sock")
+        sock = self.env["CLUSTER_CONTAINERD"]
         out = subprocess.run(
             ["ctr", "--address", sock, "-n", "k8s.io", "tasks", "ls"], capture_output=True, text=True, check=True
         ).stdout

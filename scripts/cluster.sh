@@ -12,6 +12,7 @@
 #                                  iptables rules); exit 1 if anything
 #   scripts/cluster.sh import IMAGE...   podman save | ctr import into the cluster's containerd
 #   scripts/cluster.sh kubectl ARGS...   kubectl with the run's admin kubeconfig
+#   scripts/cluster.sh env-file    print the path of the run's cluster.env (what `up` wrote)
 #
 # Everything lives in $CLUSTER_RUN (state, PKI, logs; deleted by `down`, the logs
 # kept in $CLUSTER_CACHE/logs). `up` prints each step's time; a failed `up`
@@ -378,6 +379,7 @@ CLUSTER_POD_CIDR=$POD_CIDR
 CLUSTER_SERVICE_CIDR=$SERVICE_CIDR
 CLUSTER_NODE=$NODE
 CLUSTER_K8S_VERSION=$K8S_VERSION
+CLUSTER_CONTAINERD=$SOCK
 EOF
 }
 
@@ -569,5 +571,6 @@ case "${1:-}" in
     leftovers) leftovers ;;
     import) shift && import "$@" ;;
     kubectl) shift && kctl "$@" ;;
-    *) die "usage: $0 free|up|down|leftovers|import IMAGE...|kubectl ARGS..." ;;
+    env-file) echo "$RUN/cluster.env" ;;
+    *) die "usage: $0 free|up|down|leftovers|import IMAGE...|kubectl ARGS...|env-file" ;;
 esac
