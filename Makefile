@@ -77,7 +77,7 @@ chart-knobs: ## Regenerate the chart's knob defaults, schema bounds and env list
 chart-test: install $(HELM) ## Chart checks without a cluster: lint, render, schema, bad values (tests/chart)
 	$(PYTEST) tests/chart $(PYTEST_ARGS)
 
-cluster-test: install $(HELM) image ## The chart on a real single-node Kubernetes built from Go modules -> docs/cluster-test.md (root; cold build 8-14 min, then ~5 min)
+cluster-test: install $(HELM) image ## The chart on a real single-node Kubernetes built from Go modules -> docs/cluster-test.md (root; cold build 8-20 min, then ~5 min)
 	scripts/cluster-test.sh $(PYTEST_ARGS)
 
 $(HELM): scripts/install-helm.sh | install
