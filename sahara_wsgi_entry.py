@@ -104,6 +104,12 @@ def _after_fork() -> None:
     from sahara.db.sqlalchemy import api as db_api
     from sahara.utils import rpc
 
+    # Until uWSGI sets its handlers after this hook, a worker has SIGHUP ignored
+    # (uWSGI's main()) and SIGINT as Python's KeyboardInterrupt: a stop's HUP or
+    # INT then was lost and the master waited for the worker (for ever, in a
+    # graceful stop). Now either ends the worker, which has served nothing yet.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     # uwsgi.ini's SIGCHLD hook wakes the master; respawned workers inherit it: reset.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     db_api.get_engine().dispose(close=False)  # drop inherited pool, keep the master's sockets open

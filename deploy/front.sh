@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The nginx front's one owner (SAHARA_API_FRONT=nginx; docs/signals.md).
 #
-#   front.sh run          uwsgi.ini's daemon line: nginx, unless a stop is under
-#                         way, bound to the life of the uWSGI master that runs it
+#   front.sh run          uwsgi.ini's daemon line: nginx, bound to the life of the
+#                         uWSGI master that runs it; during a stop, INT to that
+#                         master instead
 #   front.sh stop SIGNAL  the front first, for deploy/relay.sh: TERM drains (QUIT
 #                         to nginx: it closes its listener and finishes what it
 #                         accepted), INT or QUIT stop it at once (TERM to nginx)
@@ -31,7 +32,16 @@ wait_gone() {  # wait_gone PID SECONDS
 
 case ${1:-} in
     run)
-        [ ! -e "$stopfile" ] || exit 0
+        if [ -e "$stopfile" ]; then
+            # A stop is under way and this master still runs: its signal came in
+            # uWSGI's first milliseconds, when main() ignores TERM (seen: it ran
+            # on). INT, a fast stop: nothing is in flight, nginx never started
+            # under this master or has drained, and no worker can miss it.
+            if read -r parent 2>/dev/null <"/proc/$PPID/comm" && [ "$parent" = uwsgi ]; then
+                kill -INT "$PPID" 2>/dev/null || true
+            fi
+            exit 0
+        fi
         # A SIGKILLed nginx master leaves its worker holding the port (its
         # process group is the master's pid): end it before starting again.
         { read -r old <"$pidfile" && kill -s KILL -- "-$old"; } 2>/dev/null || true
