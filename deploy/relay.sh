@@ -47,8 +47,10 @@ trap 'pass USR2' USR2
 # setpriv: a killed relay takes uWSGI along (its workers and nginx follow it).
 env --default-signal=INT,QUIT setpriv --pdeathsig KILL -- "$@" &
 uwsgi=$!
-# A stop that came before uWSGI existed: it has its signal now (front.stop
-# keeps it from starting nginx).
+# A stop that came before uWSGI existed: it has its signal now. A signal the
+# child loses (caught before it drops the relay's traps, or in uWSGI's first
+# milliseconds, when it ignores TERM) is made up by front.sh run: the master
+# starts it in nginx's place, and it sends INT while the stop mark is there.
 [ -z "$stopping" ] || kill -"$stopping" "$uwsgi" 2>/dev/null || true
 # wait returns early (status > 128) when a trapped signal arrives: wait again
 # until uWSGI is gone; bash keeps a reaped child's status for the last wait.
