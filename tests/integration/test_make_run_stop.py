@@ -214,8 +214,8 @@ def test_term_as_the_relay_starts_uwsgi_stops_it(launch) -> None:
     rc = api.wait(timeout=30)
     print(f"\n[TERM as the relay starts uWSGI] exit {rc} after {time.monotonic() - t0:.2f} s")
     # The relay passes on its child's status: 15 from uWSGI's hook-asap, 143 (128 + TERM)
-    # when the child was still env or setpriv, 0 when it saw the stop mark or uWSGI
-    # stopped gracefully; -15 would be the relay itself killed.
+    # when the child was still env or setpriv, 0 when uWSGI stopped (on the TERM, or on
+    # front.sh run's INT if it lost the TERM); -15 would be the relay itself killed.
     assert rc in (0, 15, 143)
     wait_for(lambda: api.leftovers() == [], 5, lambda: f"left: {api.leftovers()}")
     assert port_free(api.port)

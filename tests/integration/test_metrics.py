@@ -156,7 +156,13 @@ def test_busy_threads_while_slow_requests_run(launch, slow_engine, make_cluster,
     url = metrics_url(api)
     cluster = make_cluster()
     warm(api.url, token)
-    wait_for(lambda: total(scrape(url), "uwsgi_worker_cores_busy") == 0, 5, "every core idle after the warm-up")
+
+    def cores_idle() -> bool:
+        # A core is busy until its worker has closed the request, a moment after
+        # the client has the answer from nginx (seen once at 1 under make test).
+        return total(scrape(url), "uwsgi_worker_cores_busy") == 0
+
+    wait_for(cores_idle, 5, "every core idle after the warm-up")
     idle = scrape(url)
     with ThreadPoolExecutor(slow) as pool:
         pending = [pool.submit(scale_request, api.url, token, cluster) for _ in range(slow)]
@@ -168,9 +174,7 @@ def test_busy_threads_while_slow_requests_run(launch, slow_engine, make_cluster,
     assert total(idle, "uwsgi_worker_cores_busy") == 0 and total(idle, "uwsgi_worker_idle") == 2
     assert busy == slow
     assert total(during, "uwsgi_worker_busy") >= 1
-    # A core is busy until its worker has closed the request, a moment after the
-    # client has the answer from nginx (seen once at 1 under make test): waited for.
-    wait_for(lambda: total(scrape(url), "uwsgi_worker_cores_busy") == 0, 5, "every core idle again")
+    wait_for(cores_idle, 5, "every core idle again")
 
 
 def test_metrics_are_local_and_stop_with_the_api(launch) -> None:
